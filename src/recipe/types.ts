@@ -1,0 +1,132 @@
+// The normalised recipe: every duration in milliseconds, every default applied, every check
+// carrying its own type and label. This is what the runner, the checks and the plan read.
+import type { CheckType } from './schema.js';
+
+export type { CheckType };
+
+export type TcpState = 'open' | 'closed' | 'drained';
+
+export interface TcpProbe {
+  type: 'tcp';
+  host: string;
+  port: number;
+  state: TcpState;
+}
+
+export interface HttpProbe {
+  type: 'http';
+  url: string;
+  method: 'GET' | 'HEAD';
+  /** Accepted status codes as [low, high] inclusive ranges ("2xx" is [200, 299]). */
+  status: Array<[number, number]>;
+  body?: { contains: string } | { regex: string };
+  headers: Record<string, string>;
+  ca?: string;
+  insecure: boolean;
+  followRedirects: boolean;
+}
+
+export interface UrlProbe {
+  type: 'postgres' | 'mysql' | 'redis';
+  url: string;
+}
+
+export interface CommandProbe {
+  type: 'command';
+  /** argv (no shell) or a shell string run by /bin/sh -c */
+  command: string[] | string;
+}
+
+export type Probe = TcpProbe | HttpProbe | UrlProbe | CommandProbe;
+
+export interface CheckTiming {
+  intervalMs: number;
+  attemptTimeoutMs: number;
+  timeoutMs: number;
+  initialDelayMs: number;
+  successThreshold: number;
+  stableForMs: number;
+}
+
+export interface CheckSpec extends CheckTiming {
+  name: string;
+  type: CheckType;
+  /** What the check looks at, secrets already redacted: "127.0.0.1:5432", "http://x/healthz". */
+  target: string;
+  probe: Probe;
+}
+
+export interface StepSpec {
+  name: string;
+  /** argv (no shell) or a shell string run by /bin/sh -c */
+  run: string[] | string;
+  timeoutMs: number;
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+export type HookItemSpec = { kind: 'step'; step: StepSpec } | { kind: 'check'; check: CheckSpec };
+
+export type StopSpec =
+  | { kind: 'run'; step: StepSpec }
+  | { kind: 'signal'; signal: NodeJS.Signals; pidfile: string; graceMs: number; timeoutMs: number };
+
+export type StartSpec =
+  | { kind: 'run'; step: StepSpec }
+  | {
+      kind: 'spawn';
+      argv: string[];
+      pidfile: string;
+      log?: string;
+      cwd?: string;
+      env: Record<string, string>;
+      timeoutMs: number;
+    };
+
+export type ReleaseSpec =
+  | { kind: 'symlink'; symlink: string; releasesDir: string }
+  | { kind: 'command'; current: StepSpec; activate: StepSpec };
+
+export interface NotifySpec {
+  url: string;
+  on: Array<'started' | 'succeeded' | 'rolled_back' | 'failed' | 'aborted'>;
+  headers: Record<string, string>;
+  format: 'json' | 'slack';
+  timeoutMs: number;
+}
+
+export interface ResolvedRecipe {
+  /** Absolute path of the recipe file (or "<inline>"). */
+  file: string;
+  name: string;
+  description?: string;
+  vars: Record<string, string>;
+  dependencies: CheckSpec[];
+  release?: ReleaseSpec;
+  stop: StopSpec;
+  start: StartSpec;
+  gates: CheckSpec[];
+  hooks: {
+    beforeStop: HookItemSpec[];
+    afterStart: HookItemSpec[];
+    onSuccess: HookItemSpec[];
+    onRollback: HookItemSpec[];
+  };
+  rollback: { enabled: boolean; steps: StepSpec[] };
+  lock: { timeoutMs: number };
+  notify: NotifySpec[];
+  confirm: boolean;
+}
+
+export const DEFAULTS = {
+  intervalMs: 100,
+  attemptTimeoutMs: 2_000,
+  timeoutMs: 60_000,
+  initialDelayMs: 0,
+  successThreshold: 1,
+  stableForMs: 0,
+  stepTimeoutMs: 60_000,
+  graceMs: 30_000,
+  lockTimeoutMs: 0,
+  notifyTimeoutMs: 10_000,
+} as const;
