@@ -1,13 +1,15 @@
 import type { Command } from '../cli.js';
-import { UsageError } from '../errors.js';
 
-// Placeholder until the schema command lands.
 export const command: Command = {
   name: 'schema',
-  summary: 'schema',
+  summary: 'Print the JSON Schema of the recipe format (the committed restart-recipe.schema.json).',
   usage: 'schema',
+  maxPositionals: 0,
   options: {},
-  async run() {
-    throw new UsageError('"schema" is not available yet');
+  help: 'Editors use it through the first line of a recipe:\n  # yaml-language-server: $schema=../restart-recipe.schema.json',
+  async run(_values, _positionals, io) {
+    const { buildJsonSchema } = await import('../recipe/schema.js');
+    io.stdout.write(`${JSON.stringify(buildJsonSchema(), null, 2)}\n`);
+    return 0;
   },
 };

@@ -9,56 +9,62 @@ export const Duration = z
   .union([
     z.string().regex(DURATION_PATTERN, { message: 'expected a duration like 250ms, 1.5s, 2m or 1h' }),
     z.number().int().nonnegative(),
-  ])
-  .meta({ description: 'A duration: "250ms", "1.5s", "30s", "2m", "1h", or a whole number of milliseconds.' });
+  ], { error: 'expected a duration like 250ms, 1.5s, 2m or 1h, or a whole number of milliseconds' })
+  .meta({ id: 'Duration', description: 'A duration: "250ms", "1.5s", "30s", "2m", "1h", or a whole number of milliseconds.' });
 
 const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const CHECK_NAME = z.string().min(1).max(128);
 
 export const Argv = z.array(z.string()).min(1).meta({ description: 'argv array, run without a shell' });
 export const CommandLine = z
-  .union([z.string().min(1), Argv])
-  .meta({ description: 'A string (run by /bin/sh -c) or an argv array (no shell).' });
+  .union([z.string().min(1), Argv], { error: 'expected a command: a string (run by /bin/sh -c) or a list of arguments' })
+  .meta({ id: 'Command', description: 'A string (run by /bin/sh -c) or an argv array (no shell).' });
 
 const Env = z.record(z.string(), z.string()).meta({ description: 'Environment variables merged over the inherited environment.' });
 
 const Port = z.number().int().min(1).max(65535);
 
-export const TcpTarget = z.union([
-  z.string().min(1).meta({ description: 'Shorthand "host:port" or "[::1]:port".' }),
-  z.strictObject({
-    host: z.string().min(1),
-    port: Port,
-    state: z
-      .enum(['open', 'closed', 'drained'])
-      .optional()
-      .meta({
-        description:
-          'open (default): a connection is accepted; closed: connections are refused; drained: no ESTABLISHED connections to that local port remain.',
-      }),
-  }),
-]);
+const TcpObject = z.strictObject({
+  host: z.string().min(1),
+  port: Port,
+  state: z
+    .enum(['open', 'closed', 'drained'])
+    .optional()
+    .meta({
+      description:
+        'open (default): a connection is accepted; closed: connections are refused; drained: no ESTABLISHED connections to that local port remain.',
+    }),
+});
+
+export const TcpTarget = z.union(
+  [z.string().min(1).meta({ description: 'Shorthand "host:port" or "[::1]:port".' }), TcpObject],
+  { error: 'expected "host:port" or a mapping { host, port }' },
+);
 
 const StatusClass = z.string().regex(/^[1-5]xx$/, { message: 'expected a status class like "2xx"' });
 const StatusCode = z.number().int().min(100).max(599);
-export const HttpStatus = z.union([StatusCode, StatusClass, z.array(z.union([StatusCode, StatusClass])).min(1)]);
+export const HttpStatus = z.union([StatusCode, StatusClass, z.array(z.union([StatusCode, StatusClass])).min(1)], {
+  error: 'expected a status code (200), a class ("2xx") or a list of them',
+});
 
-export const HttpTarget = z.union([
-  z.string().min(1).meta({ description: 'The URL; everything else takes its default.' }),
-  z.strictObject({
-    url: z.string().min(1),
-    method: z.enum(['GET', 'HEAD']).optional(),
-    status: HttpStatus.optional().meta({ description: 'Accepted status: int, list, or class strings like "2xx". Default "2xx".' }),
-    body: z
-      .union([z.string(), z.strictObject({ regex: z.string().min(1) })])
-      .optional()
-      .meta({ description: 'Body must contain this substring, or match { regex }.' }),
-    headers: z.record(z.string(), z.string()).optional(),
-    ca: z.string().min(1).optional().meta({ description: 'PEM file of the CA to trust (TLS stays verified).' }),
-    insecure: z.boolean().optional().meta({ description: 'true disables TLS verification (a warning is logged).' }),
-    follow_redirects: z.boolean().optional(),
-  }),
-]);
+const HttpObject = z.strictObject({
+  url: z.string().min(1),
+  method: z.enum(['GET', 'HEAD']).optional(),
+  status: HttpStatus.optional().meta({ description: 'Accepted status: int, list, or class strings like "2xx". Default "2xx".' }),
+  body: z
+    .union([z.string(), z.strictObject({ regex: z.string().min(1) })])
+    .optional()
+    .meta({ description: 'Body must contain this substring, or match { regex }.' }),
+  headers: z.record(z.string(), z.string()).optional(),
+  ca: z.string().min(1).optional().meta({ description: 'PEM file of the CA to trust (TLS stays verified).' }),
+  insecure: z.boolean().optional().meta({ description: 'true disables TLS verification (a warning is logged).' }),
+  follow_redirects: z.boolean().optional(),
+});
+
+export const HttpTarget = z.union(
+  [z.string().min(1).meta({ description: 'The URL; everything else takes its default.' }), HttpObject],
+  { error: 'expected a URL or a mapping { url, ... }' },
+);
 
 export const CHECK_TYPES = ['tcp', 'http', 'postgres', 'mysql', 'redis', 'command'] as const;
 export type CheckType = (typeof CHECK_TYPES)[number];
@@ -83,7 +89,7 @@ export const Check = z.strictObject({
   mysql: z.string().min(1).optional().meta({ description: 'mysql://user:password@host:port/db (MySQL or MariaDB)' }),
   redis: z.string().min(1).optional().meta({ description: 'redis://[:password@]host:port/db or rediss://' }),
   command: CommandLine.optional().meta({ description: 'Ready when it exits 0.' }),
-});
+}).meta({ id: 'Check', description: 'A check: exactly one of tcp, http, postgres, mysql, redis, command, plus timing.' });
 
 export const Defaults = z.strictObject({
   interval: checkTiming.interval,
@@ -101,7 +107,7 @@ export const RunStep = z.strictObject({
   name: z.string().min(1).max(128).optional(),
   run: CommandLine,
   ...stepFields,
-});
+}).meta({ id: 'Step', description: 'A command run to completion, bounded by its timeout.' });
 
 export const Stop = z.strictObject({
   run: CommandLine.optional(),
@@ -149,9 +155,14 @@ export const Notify = z.strictObject({
 export const Recipe = z
   .strictObject({
     version: z.literal(1),
-    name: z.string().regex(NAME_PATTERN, { message: 'expected [a-z0-9][a-z0-9._-]{0,62}' }),
+    name: z.string().regex(NAME_PATTERN, {
+      message: 'expected 1 to 63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit',
+    }),
     description: z.string().optional(),
-    vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+    vars: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be letters, digits and _, not starting with a digit' }), z.string())
+      .optional()
+      .meta({ description: 'String values; may use ${ENV} and earlier vars. Names containing PASSWORD, SECRET, TOKEN or KEY are redacted.' }),
     defaults: Defaults.optional(),
     dependencies: z.array(Check).optional(),
     release: Release.optional(),

@@ -1,0 +1,274 @@
+// The plan: what a run would do, in order, as data (for --json and the runner's dry run) and as text.
+// Pure: reads nothing, touches nothing. Every string in it is redacted.
+import { Redactor } from './redact.js';
+import { formatMs } from './recipe/duration.js';
+import { describeCommand } from './recipe/targets.js';
+import type { CheckSpec, HookItemSpec, ResolvedRecipe, StartSpec, StepSpec, StopSpec } from './recipe/types.js';
+
+export type PlanPhaseName = 'dependencies' | 'before_stop' | 'stop' | 'release' | 'start' | 'after_start' | 'gates' | 'on_success';
+export type RollbackPhaseName = 'stop' | 'release' | 'rollback_steps' | 'start' | 'gates' | 'on_rollback';
+
+export interface PlanItem {
+  kind: 'check' | 'step' | 'signal' | 'spawn' | 'release';
+  name: string;
+  /** One readable line: what it does and its limits. */
+  detail: string;
+}
+
+export interface PlanPhase<N extends string = PlanPhaseName> {
+  phase: N;
+  title: string;
+  items: PlanItem[];
+}
+
+export interface PlanOptions {
+  /** --release ID; absent means an in-place restart of the current release. */
+  release?: string | undefined;
+  /** The release active now: a string, null for "none yet" (first run), undefined when only a run can tell. */
+  previous?: string | null | undefined;
+  /** The loader's redactor; without one, secrets are found from the recipe itself (vars, URLs, headers). */
+  redactor?: Redactor | undefined;
+}
+
+export interface Plan {
+  recipe: string;
+  file: string;
+  description?: string;
+  release: {
+    mode: 'in-place' | 'switch';
+    target: string | null;
+    previous: string | null | undefined;
+    /** How the release is switched, in words. */
+    how: string;
+  };
+  phases: PlanPhase[];
+  rollback: {
+    /** False when a failure after stop can only end in exit 3. */
+    possible: boolean;
+    reason: string;
+    phases: Array<PlanPhase<RollbackPhaseName>>;
+  };
+  vars: Record<string, string>;
+}
+
+const PHASE_TITLES: Record<PlanPhaseName, string> = {
+  dependencies: 'dependencies (all must pass before anything is stopped)',
+  before_stop: 'before_stop hooks',
+  stop: 'stop',
+  release: 'release switch',
+  start: 'start',
+  after_start: 'after_start hooks',
+  gates: 'gates (prove the new release healthy)',
+  on_success: 'on_success hooks',
+};
+
+export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Plan {
+  const redactor = options.redactor ?? redactorFor(recipe);
+  const target = options.release ?? null;
+  const previous = options.previous;
+  const phase = <N extends string>(name: N, title: string, items: PlanItem[]): PlanPhase<N> => ({ phase: name, title, items });
+
+  const switchItems = releaseItems(recipe, target, previous);
+  const phases: PlanPhase[] = [
+    phase('dependencies', PHASE_TITLES.dependencies, recipe.dependencies.map(checkItem)),
+    phase('before_stop', PHASE_TITLES.before_stop, recipe.hooks.beforeStop.map(hookItem)),
+    phase('stop', PHASE_TITLES.stop, [stopItem(recipe.stop)]),
+    phase('release', PHASE_TITLES.release, switchItems),
+    phase('start', PHASE_TITLES.start, [startItem(recipe.start)]),
+    phase('after_start', PHASE_TITLES.after_start, recipe.hooks.afterStart.map(hookItem)),
+    phase('gates', PHASE_TITLES.gates, recipe.gates.map(checkItem)),
+    phase('on_success', PHASE_TITLES.on_success, recipe.hooks.onSuccess.map(hookItem)),
+  ];
+
+  const { possible, reason } = rollbackPossibility(recipe, target, previous);
+  const rollbackPhases: Array<PlanPhase<RollbackPhaseName>> = possible
+    ? [
+        phase('stop', 'stop what was started', [stopItem(recipe.stop)]),
+        phase('release', 're-activate the previous release', releaseItems(recipe, previous ?? '(the previous release)', target, true)),
+        phase('rollback_steps', 'rollback steps', recipe.rollback.steps.map(stepItem)),
+        phase('start', 'start', [startItem(recipe.start)]),
+        phase('gates', 'the same gates, against the previous release', recipe.gates.map(checkItem)),
+        phase('on_rollback', 'on_rollback hooks', recipe.hooks.onRollback.map(hookItem)),
+      ]
+    : [phase('stop', 'stop what was started and report what is left (exit 3, needs a human)', [stopItem(recipe.stop)])];
+
+  const plan: Plan = {
+    recipe: recipe.name,
+    file: recipe.file,
+    release: { mode: target === null ? 'in-place' : 'switch', target, previous, how: releaseHow(recipe) },
+    phases,
+    rollback: { possible, reason, phases: rollbackPhases },
+    vars: { ...recipe.vars },
+  };
+  if (recipe.description !== undefined) plan.description = recipe.description;
+  return redactDeep(plan, redactor);
+}
+
+function rollbackPossibility(recipe: ResolvedRecipe, target: string | null, previous: string | null | undefined): { possible: boolean; reason: string } {
+  if (!recipe.rollback.enabled) return { possible: false, reason: 'rollback.enabled is false: a failure after stop ends in exit 3 (needs a human)' };
+  if (!recipe.release) return { possible: false, reason: 'no release section: this is an in-place restart with nothing to roll back to; a failure after stop ends in exit 3' };
+  if (target === null) return { possible: false, reason: 'no --release: an in-place restart has nothing to roll back to; a failure after stop ends in exit 3' };
+  if (previous === null) return { possible: false, reason: 'first run: there is no previous release; a failure after stop ends in exit 3' };
+  if (previous === target) return { possible: false, reason: `release ${target} is already active: rolling back to it would change nothing; a failure after stop ends in exit 3` };
+  const to = previous === undefined ? 'the previous release (determined when the run starts)' : `release ${previous}`;
+  return { possible: true, reason: `any failure in stop, release switch, start, after_start or gates rolls back to ${to}: exit 2 when it is healthy again, 3 otherwise` };
+}
+
+function releaseHow(recipe: ResolvedRecipe): string {
+  const release = recipe.release;
+  if (!release) return 'no release section: the service restarts in place';
+  if (release.kind === 'symlink') return `symlink ${release.symlink} → ${release.releasesDir}/ID, switched atomically`;
+  return `commands: current \`${describeCommand(release.current.run)}\`, activate \`${describeCommand(release.activate.run)}\``;
+}
+
+function releaseItems(recipe: ResolvedRecipe, target: string | null, from: string | null | undefined, isRollback = false): PlanItem[] {
+  const release = recipe.release;
+  const previous = from === undefined ? 'the current release' : from === null ? 'no release yet' : `release ${from}`;
+  if (!release) return [{ kind: 'release', name: 'release', detail: 'no release section: nothing to switch, the service restarts in place' }];
+  if (target === null) {
+    return [{ kind: 'release', name: 'release', detail: 'no --release: nothing to switch, the current release restarts in place' }];
+  }
+  if (release.kind === 'symlink') {
+    return [
+      {
+        kind: 'release',
+        name: isRollback ? 'reactivate' : 'activate',
+        detail: `point ${release.symlink} at ${release.releasesDir}/${target} (temporary link renamed over the old one; was ${previous})`,
+      },
+    ];
+  }
+  return [
+    {
+      kind: 'release',
+      name: release.activate.name,
+      detail: `${describeStep(release.activate)} with SAFE_RESTART_RELEASE=${target} (was ${previous})`,
+    },
+  ];
+}
+
+function timingText(check: CheckSpec): string {
+  const parts = [`every ${formatMs(check.intervalMs)}`, `attempt ${formatMs(check.attemptTimeoutMs)}`, `timeout ${formatMs(check.timeoutMs)}`];
+  if (check.initialDelayMs > 0) parts.unshift(`after ${formatMs(check.initialDelayMs)}`);
+  if (check.successThreshold > 1) parts.push(`${check.successThreshold} passes in a row`);
+  if (check.stableForMs > 0) parts.push(`stable for ${formatMs(check.stableForMs)}`);
+  return parts.join(', ');
+}
+
+function probeText(check: CheckSpec): string {
+  const p = check.probe;
+  if (p.type === 'http') {
+    const extra = [
+      p.method !== 'GET' ? p.method : '',
+      `status ${p.status.map(([lo, hi]) => (lo === hi ? String(lo) : hi - lo === 99 ? `${lo / 100}xx` : `${lo}-${hi}`)).join('|')}`,
+      p.body ? ('contains' in p.body ? `body contains ${JSON.stringify(p.body.contains)}` : `body matches /${p.body.regex}/`) : '',
+      Object.keys(p.headers).length ? `headers ${Object.keys(p.headers).join(', ')}` : '',
+      p.ca ? `ca ${p.ca}` : '',
+      p.insecure ? 'TLS NOT VERIFIED' : '',
+      p.followRedirects ? 'follows redirects' : '',
+    ].filter(Boolean);
+    return `${check.type} ${check.target} (${extra.join(', ')})`;
+  }
+  if (p.type === 'tcp' && p.state !== 'open') return `${check.type} ${check.target}`;
+  return `${check.type} ${check.target}`;
+}
+
+function checkItem(check: CheckSpec): PlanItem {
+  const label = `${check.type} ${check.target}`;
+  const what = probeText(check);
+  const named = check.name === label ? what : `${check.name}: ${what}`;
+  return { kind: 'check', name: check.name, detail: `${named} — ${timingText(check)}` };
+}
+
+function describeStep(step: StepSpec): string {
+  const parts = [`run \`${describeCommand(step.run, 120)}\``, `timeout ${formatMs(step.timeoutMs)}`];
+  if (step.cwd) parts.push(`cwd ${step.cwd}`);
+  const env = Object.entries(step.env);
+  if (env.length) parts.push(`env ${env.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  return parts.join(', ');
+}
+
+function stepItem(step: StepSpec): PlanItem {
+  const named = step.name === describeCommand(step.run) ? '' : `${step.name}: `;
+  return { kind: 'step', name: step.name, detail: `${named}${describeStep(step)}` };
+}
+
+function hookItem(item: HookItemSpec): PlanItem {
+  return item.kind === 'step' ? stepItem(item.step) : checkItem(item.check);
+}
+
+function stopItem(stop: StopSpec): PlanItem {
+  if (stop.kind === 'run') return { kind: 'step', name: 'stop', detail: describeStep(stop.step) };
+  return {
+    kind: 'signal',
+    name: 'stop',
+    detail: `send ${stop.signal} to the pid in ${stop.pidfile}; after ${formatMs(stop.graceMs)} SIGKILL its process group (timeout ${formatMs(stop.timeoutMs)})`,
+  };
+}
+
+function startItem(start: StartSpec): PlanItem {
+  if (start.kind === 'run') return { kind: 'step', name: 'start', detail: describeStep(start.step) };
+  const parts = [`spawn \`${describeCommand(start.argv, 120)}\` detached`, `pid to ${start.pidfile}`];
+  if (start.log) parts.push(`output to ${start.log}`);
+  if (start.cwd) parts.push(`cwd ${start.cwd}`);
+  const env = Object.entries(start.env);
+  if (env.length) parts.push(`env ${env.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  parts.push(`timeout ${formatMs(start.timeoutMs)}`);
+  return { kind: 'spawn', name: 'start', detail: parts.join(', ') };
+}
+
+/** The plan as text, in run order, with the rollback path after it. */
+export function renderPlan(plan: Plan): string {
+  const lines: string[] = [];
+  lines.push(`Plan for ${plan.recipe} (${plan.file})`);
+  if (plan.description) lines.push(plan.description);
+  const previous = plan.release.previous === undefined ? 'current release' : plan.release.previous === null ? 'none yet' : plan.release.previous;
+  lines.push(
+    plan.release.mode === 'switch'
+      ? `Release: ${previous} → ${plan.release.target} (${plan.release.how})`
+      : `Release: in-place restart of the ${plan.release.previous ? `release ${plan.release.previous}` : 'current release'} (${plan.release.how})`,
+  );
+  const vars = Object.entries(plan.vars);
+  if (vars.length) lines.push(`Vars: ${vars.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  lines.push('');
+  const stopIndex = plan.phases.findIndex((p) => p.phase === 'stop') + 1;
+  const gatesIndex = plan.phases.findIndex((p) => p.phase === 'gates') + 1;
+  plan.phases.forEach((p, i) => {
+    lines.push(`${String(i + 1).padStart(2)}. ${p.title}`);
+    if (p.items.length === 0) lines.push('      (none)');
+    for (const item of p.items) lines.push(`      - ${item.detail}`);
+  });
+  lines.push('');
+  lines.push(`Steps 1–${stopIndex - 1} change nothing: if they fail, the run ends with exit 1 and nothing touched.`);
+  lines.push(`If steps ${stopIndex}–${gatesIndex} fail: ${plan.rollback.reason}.`);
+  if (plan.rollback.possible) lines.push('Rollback path:');
+  plan.rollback.phases.forEach((p, i) => {
+    lines.push(`R${i + 1}. ${p.title}`);
+    if (p.items.length === 0) lines.push('      (none)');
+    for (const item of p.items) lines.push(`      - ${item.detail}`);
+  });
+  return lines.join('\n');
+}
+
+// Without the loader's redactor, the recipe itself says what is secret.
+function redactorFor(recipe: ResolvedRecipe): Redactor {
+  const redactor = new Redactor();
+  for (const [name, value] of Object.entries(recipe.vars)) redactor.addVariable(name, value);
+  const checks = [...recipe.dependencies, ...recipe.gates, ...Object.values(recipe.hooks).flat().flatMap((h) => (h.kind === 'check' ? [h.check] : []))];
+  for (const check of checks) {
+    if (check.probe.type === 'http') {
+      redactor.addUrl(check.probe.url);
+      for (const [k, v] of Object.entries(check.probe.headers)) if (/authorization|cookie|token|key|secret|password/i.test(k)) redactor.addSecret(v);
+    } else if ('url' in check.probe) redactor.addUrl(check.probe.url);
+  }
+  for (const n of recipe.notify) redactor.addUrl(n.url);
+  return redactor;
+}
+
+function redactDeep<T>(value: T, redactor: Redactor): T {
+  if (typeof value === 'string') return redactor.redact(value) as T;
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, redactor)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, redactor)])) as T;
+  }
+  return value;
+}

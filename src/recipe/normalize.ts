@@ -1,0 +1,257 @@
+// Step 5 of loading: the written recipe (schema-valid, rules passed) → ResolvedRecipe. Durations become
+// milliseconds, defaults from DEFAULTS are applied, every check gets its type and a readable, redacted label.
+import type { Redactor } from '../redact.js';
+import { parseDuration } from './duration.js';
+import { CHECK_TYPES, type WrittenCheck, type WrittenRecipe, type WrittenRunStep } from './schema.js';
+import { describeCommand, describeDatabaseUrl, formatHostPort, parseHostPort } from './targets.js';
+import {
+  DEFAULTS,
+  type CheckSpec,
+  type CheckTiming,
+  type CheckType,
+  type HookItemSpec,
+  type HttpProbe,
+  type NotifySpec,
+  type Probe,
+  type ReleaseSpec,
+  type ResolvedRecipe,
+  type StartSpec,
+  type StepSpec,
+  type StopSpec,
+} from './types.js';
+
+export interface NormalizeContext {
+  /** Absolute path of the recipe file. */
+  file: string;
+  vars: Record<string, string>;
+  redactor: Redactor;
+}
+
+function ms(value: string | number | undefined, fallback: number): number {
+  return value === undefined ? fallback : (parseDuration(value) ?? fallback);
+}
+
+export function checkType(check: WrittenCheck): CheckType {
+  const type = CHECK_TYPES.find((t) => check[t] !== undefined);
+  if (!type) throw new Error('checkType: the check has no type key (rules.ts must run first)');
+  return type;
+}
+
+/** What the check looks at, unredacted: "127.0.0.1:9092", "http://x/healthz", "127.0.0.1:5432/orders". */
+function checkTarget(check: WrittenCheck): string {
+  switch (checkType(check)) {
+    case 'tcp': {
+      const tcp = check.tcp as NonNullable<WrittenCheck['tcp']>;
+      if (typeof tcp === 'string') {
+        const parsed = parseHostPort(tcp);
+        return parsed.ok ? formatHostPort(parsed.value.host, parsed.value.port) : tcp;
+      }
+      const where = formatHostPort(tcp.host, tcp.port);
+      return tcp.state && tcp.state !== 'open' ? `${where} ${tcp.state}` : where;
+    }
+    case 'http': {
+      const http = check.http as NonNullable<WrittenCheck['http']>;
+      return typeof http === 'string' ? http : http.url;
+    }
+    case 'postgres':
+    case 'mysql':
+    case 'redis': {
+      const url = check[checkType(check) as 'postgres'] as string;
+      try {
+        return describeDatabaseUrl(new URL(url));
+      } catch {
+        return url;
+      }
+    }
+    case 'command':
+      return describeCommand(check.command as string | string[]);
+  }
+}
+
+/** The default name of a check: its type and target, e.g. "tcp 127.0.0.1:9092". Not redacted. */
+export function checkLabel(check: WrittenCheck): string {
+  return `${checkType(check)} ${checkTarget(check)}`;
+}
+
+function timing(check: WrittenCheck, recipe: WrittenRecipe): CheckTiming {
+  const d = recipe.defaults ?? {};
+  const timeoutMs = ms(check.timeout ?? d.timeout, DEFAULTS.timeoutMs);
+  const attemptWritten = check.attempt_timeout ?? d.attempt_timeout;
+  return {
+    intervalMs: ms(check.interval ?? d.interval, DEFAULTS.intervalMs),
+    // The built-in attempt timeout never outlasts the check's own timeout.
+    attemptTimeoutMs: attemptWritten === undefined ? Math.min(DEFAULTS.attemptTimeoutMs, timeoutMs) : ms(attemptWritten, DEFAULTS.attemptTimeoutMs),
+    timeoutMs,
+    initialDelayMs: ms(check.initial_delay, DEFAULTS.initialDelayMs),
+    successThreshold: check.success_threshold ?? DEFAULTS.successThreshold,
+    stableForMs: ms(check.stable_for, DEFAULTS.stableForMs),
+  };
+}
+
+/** "2xx" → [200, 299]; 204 → [204, 204]. */
+function statusRanges(status: NonNullable<Exclude<WrittenCheck['http'], string | undefined>['status']> | undefined): Array<[number, number]> {
+  const items = status === undefined ? ['2xx'] : Array.isArray(status) ? status : [status];
+  return items.map((s): [number, number] => {
+    if (typeof s === 'number') return [s, s];
+    const base = Number(s[0]) * 100;
+    return [base, base + 99];
+  });
+}
+
+function probe(check: WrittenCheck): Probe {
+  const type = checkType(check);
+  switch (type) {
+    case 'tcp': {
+      const tcp = check.tcp as NonNullable<WrittenCheck['tcp']>;
+      if (typeof tcp === 'string') {
+        const parsed = parseHostPort(tcp);
+        if (!parsed.ok) throw new Error(`normalize: invalid tcp target ${tcp} (rules.ts must run first)`);
+        return { type: 'tcp', host: parsed.value.host, port: parsed.value.port, state: 'open' };
+      }
+      return { type: 'tcp', host: tcp.host, port: tcp.port, state: tcp.state ?? 'open' };
+    }
+    case 'http': {
+      const http = check.http as NonNullable<WrittenCheck['http']>;
+      const spec = typeof http === 'string' ? { url: http } : http;
+      const out: HttpProbe = {
+        type: 'http',
+        url: spec.url,
+        method: 'method' in spec && spec.method ? spec.method : 'GET',
+        status: statusRanges('status' in spec ? spec.status : undefined),
+        headers: 'headers' in spec && spec.headers ? { ...spec.headers } : {},
+        insecure: 'insecure' in spec ? spec.insecure === true : false,
+        followRedirects: 'follow_redirects' in spec ? spec.follow_redirects === true : false,
+      };
+      if ('body' in spec && spec.body !== undefined) out.body = typeof spec.body === 'string' ? { contains: spec.body } : { regex: spec.body.regex };
+      if ('ca' in spec && spec.ca !== undefined) out.ca = spec.ca;
+      return out;
+    }
+    case 'postgres':
+    case 'mysql':
+    case 'redis':
+      return { type, url: check[type] as string };
+    case 'command':
+      return { type: 'command', command: copyCommand(check.command as string | string[]) };
+  }
+}
+
+function copyCommand(command: string | string[]): string | string[] {
+  return typeof command === 'string' ? command : [...command];
+}
+
+export function normalizeCheck(check: WrittenCheck, recipe: WrittenRecipe, redactor: Redactor): CheckSpec {
+  const target = redactor.redact(checkTarget(check));
+  return {
+    name: check.name ?? redactor.redact(checkLabel(check)),
+    type: checkType(check),
+    target,
+    probe: probe(check),
+    ...timing(check, recipe),
+  };
+}
+
+function normalizeStep(step: WrittenRunStep | { run: string | string[]; timeout?: string | number; env?: Record<string, string>; cwd?: string; name?: string }, fallbackName: string): StepSpec {
+  const out: StepSpec = {
+    name: step.name ?? fallbackName,
+    run: copyCommand(step.run),
+    timeoutMs: ms(step.timeout, DEFAULTS.stepTimeoutMs),
+    env: { ...(step.env ?? {}) },
+  };
+  if (step.cwd !== undefined) out.cwd = step.cwd;
+  return out;
+}
+
+function hookItems(items: Array<WrittenRunStep | WrittenCheck> | undefined, recipe: WrittenRecipe, redactor: Redactor): HookItemSpec[] {
+  return (items ?? []).map((item): HookItemSpec => {
+    if ('run' in item && item.run !== undefined) {
+      const step = item as WrittenRunStep;
+      return { kind: 'step', step: normalizeStep(step, redactor.redact(describeCommand(step.run))) };
+    }
+    return { kind: 'check', check: normalizeCheck(item as WrittenCheck, recipe, redactor) };
+  });
+}
+
+function normalizeRelease(recipe: WrittenRecipe): ReleaseSpec | undefined {
+  const r = recipe.release;
+  if (!r) return undefined;
+  if (r.symlink !== undefined && r.releases_dir !== undefined) return { kind: 'symlink', symlink: r.symlink, releasesDir: r.releases_dir };
+  if (r.current && r.activate) {
+    return {
+      kind: 'command',
+      current: normalizeStep({ run: r.current.run }, 'current release'),
+      activate: normalizeStep(r.activate, 'activate release'),
+    };
+  }
+  throw new Error('normalize: incomplete release (rules.ts must run first)');
+}
+
+function normalizeStop(recipe: WrittenRecipe): StopSpec {
+  const stop = recipe.stop;
+  if (stop.signal !== undefined && stop.pidfile !== undefined) {
+    return {
+      kind: 'signal',
+      signal: stop.signal as NodeJS.Signals,
+      pidfile: stop.pidfile,
+      graceMs: ms(stop.grace, DEFAULTS.graceMs),
+      timeoutMs: ms(stop.timeout, DEFAULTS.stepTimeoutMs),
+    };
+  }
+  if (stop.run === undefined) throw new Error('normalize: stop has neither run nor signal (rules.ts must run first)');
+  return { kind: 'run', step: normalizeStep({ ...stop, run: stop.run }, 'stop') };
+}
+
+function normalizeStart(recipe: WrittenRecipe): StartSpec {
+  const start = recipe.start;
+  if (start.spawn !== undefined && start.pidfile !== undefined) {
+    const out: StartSpec = {
+      kind: 'spawn',
+      argv: [...start.spawn],
+      pidfile: start.pidfile,
+      env: { ...(start.env ?? {}) },
+      timeoutMs: ms(start.timeout, DEFAULTS.stepTimeoutMs),
+    };
+    if (start.log !== undefined) out.log = start.log;
+    if (start.cwd !== undefined) out.cwd = start.cwd;
+    return out;
+  }
+  if (start.run === undefined) throw new Error('normalize: start has neither run nor spawn (rules.ts must run first)');
+  return { kind: 'run', step: normalizeStep({ ...start, run: start.run }, 'start') };
+}
+
+const DEFAULT_NOTIFY_ON: NotifySpec['on'] = ['succeeded', 'rolled_back', 'failed'];
+
+export function normalizeRecipe(recipe: WrittenRecipe, context: NormalizeContext): ResolvedRecipe {
+  const { redactor } = context;
+  const out: ResolvedRecipe = {
+    file: context.file,
+    name: recipe.name,
+    vars: { ...context.vars },
+    dependencies: (recipe.dependencies ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
+    stop: normalizeStop(recipe),
+    start: normalizeStart(recipe),
+    gates: (recipe.gates ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
+    hooks: {
+      beforeStop: hookItems(recipe.hooks?.before_stop, recipe, redactor),
+      afterStart: hookItems(recipe.hooks?.after_start, recipe, redactor),
+      onSuccess: hookItems(recipe.hooks?.on_success, recipe, redactor),
+      onRollback: hookItems(recipe.hooks?.on_rollback, recipe, redactor),
+    },
+    rollback: {
+      enabled: recipe.rollback?.enabled ?? true,
+      steps: (recipe.rollback?.steps ?? []).map((s) => normalizeStep(s, redactor.redact(describeCommand(s.run)))),
+    },
+    lock: { timeoutMs: ms(recipe.lock?.timeout, DEFAULTS.lockTimeoutMs) },
+    notify: (recipe.notify ?? []).map((n) => ({
+      url: n.url,
+      on: n.on ? [...n.on] : [...DEFAULT_NOTIFY_ON],
+      headers: { ...(n.headers ?? {}) },
+      format: n.format ?? 'json',
+      timeoutMs: ms(n.timeout, DEFAULTS.notifyTimeoutMs),
+    })),
+    confirm: recipe.confirm ?? false,
+  };
+  if (recipe.description !== undefined) out.description = recipe.description;
+  const release = normalizeRelease(recipe);
+  if (release) out.release = release;
+  return out;
+}
