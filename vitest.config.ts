@@ -6,7 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    globalSetup: [],
+    globalSetup: ['test/support/build.ts'],
     reporters: ['default'],
   },
 });

@@ -1,0 +1,237 @@
+// The one polling policy: initial_delay, attempts every interval (from the start of the previous attempt),
+// each bounded by attempt_timeout, until success_threshold consecutive passes, then stable_for of continued
+// passes, all inside timeout; cancellable by an AbortSignal at every wait.
+//
+// Why a small explicit loop and not p-retry 7: p-retry waits its delay after an attempt *ends* (a slow attempt adds
+// its own duration to the interval), retries only on rejection, and cannot express "N consecutive passes, then a
+// stable window in which one failure ends the wait at once" — the loop below states that policy directly.
+import { loadAttempt } from './checks/registry.js';
+import type { AttemptError, AttemptFn, AttemptResult, Resolver } from './checks/types.js';
+import type { CheckSpec, CheckType } from './recipe/types.js';
+
+export interface CheckOutcome {
+  name: string;
+  type: CheckType;
+  target: string;
+  status: 'ready' | 'failed';
+  attempts: number;
+  elapsedMs: number;
+  error: AttemptError | null;
+  last: AttemptResult | null;
+  cancelled: boolean;
+}
+
+export interface PollOptions {
+  signal?: AbortSignal;
+  resolver?: Resolver;
+  /** Called after every counted attempt with its number (1-based) and result. */
+  onAttempt?: (n: number, r: AttemptResult) => void;
+  /** One attempt, no initial delay, no threshold or stable window: triage. */
+  once?: boolean;
+  /** Replaces the registry's attempt function (embedding, tests). */
+  attempt?: AttemptFn;
+}
+
+// Cheap probes (a refused connect, a 503) are repeated inside an interval while they fail, so a dependency that
+// becomes ready mid-interval is noticed within about interval/5 instead of up to a whole interval later.
+// Only for types whose failed probe costs the dependency almost nothing; never for command or database logins.
+const QUICK_REPROBE_TYPES: ReadonlySet<CheckType> = new Set(['tcp', 'http']);
+const QUICK_REPROBES_PER_INTERVAL = 5;
+const MIN_QUICK_STEP_MS = 10;
+// How long an attempt that ignores its abort signal is given to return its own (more precise) verdict.
+const ABORT_GRACE_MS = 25;
+// Preallocated abort reasons: a fresh Error per attempt costs a stack capture on every probe.
+const ATTEMPT_FINISHED = Object.freeze({ reason: 'attempt finished' });
+const ATTEMPT_TIMED_OUT = Object.freeze({ reason: 'attempt_timeout' });
+
+export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promise<CheckOutcome> {
+  const startedAt = performance.now();
+  const deadline = startedAt + spec.timeoutMs;
+  const signal = opts.signal;
+  let attempts = 0;
+  let last: AttemptResult | null = null;
+  let lastFailure: AttemptResult | null = null;
+  const elapsed = (): number => Math.round(performance.now() - startedAt);
+  const outcome = (status: 'ready' | 'failed', error: AttemptError | null, cancelled = false): CheckOutcome => ({
+    name: spec.name,
+    type: spec.type,
+    target: spec.target,
+    status,
+    attempts,
+    elapsedMs: elapsed(),
+    error,
+    last,
+    cancelled,
+  });
+  const cancelledOutcome = (): CheckOutcome =>
+    outcome('failed', { code: 'CANCELLED', message: `check "${spec.name}" cancelled after ${formatDuration(elapsed())} (${plural(attempts, 'attempt')})${causeSuffix(lastFailure)}` }, true);
+
+  let attemptFn: AttemptFn;
+  try {
+    attemptFn = opts.attempt ?? (await loadAttempt(spec.type));
+  } catch (error) {
+    return outcome('failed', { code: 'CHECK_UNAVAILABLE', message: `check "${spec.name}": cannot load the ${spec.type} check: ${(error as Error).message}` });
+  }
+  const probeOnce = (): Promise<AttemptResult> => runAttempt(attemptFn, spec, opts);
+
+  if (opts.once) {
+    if (signal?.aborted) return cancelledOutcome();
+    attempts = 1;
+    last = await probeOnce();
+    opts.onAttempt?.(1, last);
+    if (signal?.aborted) return cancelledOutcome();
+    if (last.ok) return outcome('ready', null);
+    return outcome('failed', prefixed(spec, `not ready (1 attempt, --once)`, last));
+  }
+
+  if (spec.initialDelayMs > 0 && !(await sleep(Math.min(spec.initialDelayMs, deadline - performance.now()), signal))) return cancelledOutcome();
+
+  // drained reads the whole connection table, which on a busy host is not cheap enough to repeat every few ms.
+  const quick = QUICK_REPROBE_TYPES.has(spec.type) && !(spec.probe.type === 'tcp' && spec.probe.state === 'drained');
+  const quickStep = Math.max(MIN_QUICK_STEP_MS, spec.intervalMs / QUICK_REPROBES_PER_INTERVAL);
+  let passes = 0;
+  let stableSince: number | null = null;
+  for (;;) {
+    if (signal?.aborted) return cancelledOutcome();
+    const slotStart = performance.now();
+    const slotEnd = slotStart + spec.intervalMs;
+    attempts += 1;
+    let result = (last = await probeOnce());
+    // Inside this interval, a fast failure is probed again every quickStep (bounded by the interval and the deadline).
+    for (let probeStart = slotStart; quick && !result.ok && passes === 0; ) {
+      lastFailure = result;
+      const next = Math.max(probeStart + quickStep, performance.now());
+      if (next >= slotEnd || next >= deadline) break;
+      if (!(await sleep(next - performance.now(), signal))) return cancelledOutcome();
+      probeStart = performance.now();
+      result = last = await probeOnce();
+    }
+    if (signal?.aborted) return cancelledOutcome();
+    opts.onAttempt?.(attempts, result);
+    const now = performance.now();
+
+    if (result.ok) {
+      passes += 1;
+      if (passes >= spec.successThreshold) {
+        stableSince ??= now;
+        if (now - stableSince >= spec.stableForMs) return outcome('ready', null);
+      }
+    } else {
+      lastFailure = result;
+      if (stableSince !== null) {
+        const passedAt = formatDuration(Math.round(stableSince - startedAt));
+        return outcome('failed', prefixed(spec, `passed at ${passedAt} but failed during stable_for ${formatDuration(spec.stableForMs)} (attempt ${attempts})`, result));
+      }
+      passes = 0;
+    }
+
+    // A slow attempt does not delay the next one further; no attempt starts after the deadline.
+    const nextStart = Math.max(slotEnd, now);
+    if (nextStart >= deadline) return outcome('failed', timeoutError(spec, attempts, passes, stableSince, startedAt, lastFailure, last));
+    if (!(await sleep(nextStart - performance.now(), signal))) return cancelledOutcome();
+  }
+}
+
+function timeoutError(
+  spec: CheckSpec,
+  attempts: number,
+  passes: number,
+  stableSince: number | null,
+  startedAt: number,
+  lastFailure: AttemptResult | null,
+  last: AttemptResult | null,
+): AttemptError {
+  const after = `after ${formatDuration(spec.timeoutMs)} (${plural(attempts, 'attempt')})`;
+  if (stableSince !== null) {
+    const message = `check "${spec.name}" passed at ${formatDuration(Math.round(stableSince - startedAt))} but timeout ${formatDuration(spec.timeoutMs)} ended before stable_for ${formatDuration(spec.stableForMs)} completed (${plural(attempts, 'attempt')})`;
+    return { code: 'STABLE_FOR_INCOMPLETE', message };
+  }
+  if (passes > 0) {
+    const cause = lastFailure ?? last;
+    const message = `check "${spec.name}" not ready ${after}: only ${passes} of ${spec.successThreshold} consecutive passes${causeSuffix(cause, '; last failure: ')}`;
+    return { code: cause?.error?.code ?? 'SUCCESS_THRESHOLD', message };
+  }
+  const cause = lastFailure ?? last;
+  return prefixed(spec, `not ready ${after}`, cause);
+}
+
+function prefixed(spec: CheckSpec, what: string, cause: AttemptResult | null): AttemptError {
+  return { code: cause?.error?.code ?? 'TIMEOUT', message: `check "${spec.name}" ${what}${causeSuffix(cause)}` };
+}
+
+function causeSuffix(cause: AttemptResult | null, lead = ': '): string {
+  if (!cause) return '';
+  if (cause.error) return `${lead}${cause.error.code} ${cause.error.message}`;
+  return `${lead}${cause.detail}`;
+}
+
+// One attempt under its own deadline. An attempt that ignores its signal is cut off shortly after the deadline.
+async function runAttempt(fn: AttemptFn, spec: CheckSpec, opts: PollOptions): Promise<AttemptResult> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(ATTEMPT_TIMED_OUT), spec.attemptTimeoutMs);
+  const onCancel = (): void => controller.abort(opts.signal?.reason);
+  if (opts.signal?.aborted) onCancel();
+  else opts.signal?.addEventListener('abort', onCancel, { once: true });
+  let graceTimer: NodeJS.Timeout | undefined;
+  let onAbort = (): void => {};
+  const cutOff = new Promise<AttemptResult>((resolve) => {
+    onAbort = (): void => {
+      graceTimer = setTimeout(() => {
+        const message = `attempt did not finish within attempt_timeout ${formatDuration(spec.attemptTimeoutMs)}`;
+        resolve({ ok: false, detail: message, error: { code: 'ETIMEDOUT', message } });
+      }, ABORT_GRACE_MS);
+    };
+  });
+  if (controller.signal.aborted) onAbort();
+  else controller.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const ctx = { signal: controller.signal, timeoutMs: spec.attemptTimeoutMs, ...(opts.resolver ? { resolver: opts.resolver } : {}) };
+    const running = Promise.resolve()
+      .then(() => fn(spec.probe, ctx))
+      .catch((error: unknown): AttemptResult => {
+        const err = error as { code?: unknown; message?: unknown };
+        const code = typeof err?.code === 'string' ? err.code : 'ATTEMPT_ERROR';
+        const message = typeof err?.message === 'string' ? err.message : String(error);
+        return { ok: false, detail: message, error: { code, message } };
+      });
+    return await Promise.race([running, cutOff]);
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(graceTimer);
+    controller.signal.removeEventListener('abort', onAbort);
+    opts.signal?.removeEventListener('abort', onCancel);
+    // Anything the attempt still holds (a socket, a child) is released now that its verdict is in.
+    if (!controller.signal.aborted) controller.abort(ATTEMPT_FINISHED);
+  }
+}
+
+/** Resolves true after ms, or false as soon as the signal aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  // Even a zero wait yields to the event loop, so an interval of 0 cannot starve timers and abort events.
+  if (ms <= 0) return new Promise((resolve) => setImmediate(() => resolve(!signal?.aborted)));
+  return new Promise((resolve) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** "250ms", "1.5s", "60s", "2m30s" */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(1))}s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  return seconds === 0 ? `${minutes}m` : `${minutes}m${seconds}s`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
