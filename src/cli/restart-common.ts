@@ -1,0 +1,74 @@
+// What `run` and `recover` share: loading, the state directory, renderers, signals.
+import type { Io, Options, Values } from '../cli.js';
+import { parseVarFlags } from '../cli.js';
+import { UsageError } from '../errors.js';
+import type { EventSink } from '../report/events.js';
+import { createHumanRenderer } from '../report/human.js';
+import { createJsonRenderer } from '../report/json.js';
+import { createTtyRenderer } from '../report/tty.js';
+import { renderMarkdownSummary } from '../report/summary.js';
+import { appendFileSync } from 'node:fs';
+
+export const RESTART_OPTIONS: Options = {
+  var: { type: 'string', multiple: true, description: 'NAME=value, wins over vars and the environment (repeatable)' } as Options[string],
+  'state-dir': { type: 'string', description: 'where journals, locks and the last good release live' } as Options[string],
+  json: { type: 'boolean', description: 'newline-delimited JSON events on stdout; the last is the summary' } as Options[string],
+  quiet: { type: 'boolean', short: 'q', description: 'print only the final outcome' } as Options[string],
+  reason: { type: 'string', description: 'why this run happens (ticket id …), recorded in the journal and history' } as Options[string],
+  'no-tty': { type: 'boolean', description: 'plain timestamped lines even on a terminal' } as Options[string],
+};
+
+export async function loadForRestart(file: string, values: Values, io: Io) {
+  const { loadRecipeFile } = await import('../recipe/load.js');
+  const vars = parseVarFlags(values.var as string[] | undefined);
+  return loadRecipeFile(file, { vars, env: io.env });
+}
+
+export async function stateDirFor(values: Values, io: Io): Promise<string> {
+  const { resolveStateDir } = await import('../runner/state.js');
+  return resolveStateDir({ flag: values['state-dir'] as string | undefined, env: io.env });
+}
+
+/** --json: NDJSON on stdout; a terminal: the live view; otherwise (CI, pipes, --no-tty): plain lines. */
+export function createRenderer(values: Values, io: Io, runId: string): EventSink {
+  const sink = pickRenderer(values, io, runId);
+  const summaryFile = io.env.GITHUB_ACTIONS === 'true' ? io.env.GITHUB_STEP_SUMMARY : undefined;
+  if (!summaryFile) return sink;
+  return (event) => {
+    sink(event);
+    if (event.kind === 'summary') {
+      try {
+        appendFileSync(summaryFile, `${renderMarkdownSummary(event.summary)}\n`);
+      } catch {
+        // the step summary is a courtesy; the run's outcome stands
+      }
+    }
+  };
+}
+
+function pickRenderer(values: Values, io: Io, runId: string): EventSink {
+  if (values.json) return createJsonRenderer({ stream: io.stdout, runId: () => runId });
+  const color = 'NO_COLOR' in io.env && io.env.NO_COLOR !== '' ? false : io.env.FORCE_COLOR ? io.env.FORCE_COLOR !== '0' : Boolean(io.stderr.isTTY);
+  if (!values.quiet && !values['no-tty'] && io.stderr.isTTY && io.env.TERM !== 'dumb') return createTtyRenderer({ stream: io.stderr, color });
+  return createHumanRenderer({ write: (t) => io.stderr.write(t), quiet: Boolean(values.quiet), color, github: io.env.GITHUB_ACTIONS === 'true' });
+}
+
+export function checkReleaseFlag(release: unknown): string | undefined {
+  if (release === undefined) return undefined;
+  if (typeof release !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(release)) {
+    throw new UsageError(`--release must match [A-Za-z0-9][A-Za-z0-9._-]* (got "${String(release)}")`);
+  }
+  return release;
+}
+
+/** Ask on the terminal; anything but y/yes is no. */
+export async function askYesNo(io: Io, question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: true });
+  try {
+    const answer = await rl.question(question);
+    return /^(y|yes)$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,105 @@
+// The restart as a pure state machine: next(state, event) decides, run.ts alone acts.
+import type { Outcome, Phase } from '../report/events.js';
+
+export type MachineEvent =
+  | { kind: 'ok' }
+  | { kind: 'failed'; reason: string }
+  | { kind: 'interrupted'; signal: string }
+  /** a second interrupt during a rollback: stop at once */
+  | { kind: 'abandon'; signal: string };
+
+export interface MachineState {
+  phase: Phase;
+  /** rollback enabled, a previous release exists and differs from the target */
+  canRollBack: boolean;
+  /** no previous release: a failure stops what was started (when rollback is enabled) */
+  firstRun: boolean;
+  rollbackEnabled: boolean;
+  /** the failure that ended the forward path (or the rollback), in order */
+  failures: Array<{ phase: Phase; reason: string }>;
+  /** phases whose failure is only a warning */
+  warnings: Array<{ phase: Phase; reason: string }>;
+  /** set once a rollback has seen one interrupt (the next one abandons it) */
+  interruptedDuringRollback: boolean;
+  exit: { code: 0 | 1 | 2 | 3; outcome: Outcome } | null;
+}
+
+export const FORWARD: readonly Phase[] = ['resolve', 'dependencies', 'before_stop', 'stop', 'activate', 'start', 'after_start', 'gates', 'on_success'];
+export const ROLLBACK: readonly Phase[] = ['rollback_stop', 'rollback_activate', 'rollback_steps', 'rollback_start', 'rollback_gates', 'on_rollback'];
+const BEFORE_TOUCH: ReadonlySet<Phase> = new Set<Phase>(['resolve', 'dependencies', 'before_stop']);
+const TOUCHING: ReadonlySet<Phase> = new Set<Phase>(['stop', 'activate', 'start', 'after_start', 'gates']);
+const ROLLING_BACK: ReadonlySet<Phase> = new Set<Phase>(ROLLBACK);
+
+export function initialState(opts: { previous: string | null; target: string | null; rollbackEnabled: boolean }): MachineState {
+  return {
+    phase: 'resolve',
+    canRollBack: opts.rollbackEnabled && opts.previous !== null && opts.previous !== opts.target,
+    firstRun: opts.previous === null,
+    rollbackEnabled: opts.rollbackEnabled,
+    failures: [],
+    warnings: [],
+    interruptedDuringRollback: false,
+    exit: null,
+  };
+}
+
+/** Once the release is resolved, what rollback means is known. */
+export function withReleases(state: MachineState, previous: string | null, target: string | null): MachineState {
+  return { ...state, canRollBack: state.rollbackEnabled && previous !== null && previous !== target, firstRun: previous === null };
+}
+
+function after(list: readonly Phase[], phase: Phase): Phase | null {
+  const i = list.indexOf(phase);
+  return i >= 0 && i + 1 < list.length ? (list[i + 1] as Phase) : null;
+}
+
+function done(state: MachineState, code: 0 | 1 | 2 | 3): MachineState {
+  const outcome: Outcome = code === 0 ? 'succeeded' : code === 1 ? 'aborted' : code === 2 ? 'rolled_back' : 'failed';
+  return { ...state, phase: 'done', exit: { code, outcome } };
+}
+
+function reasonOf(event: MachineEvent): string {
+  if (event.kind === 'failed') return event.reason;
+  if (event.kind === 'interrupted' || event.kind === 'abandon') return `interrupted by ${event.signal}`;
+  return '';
+}
+
+export function next(state: MachineState, event: MachineEvent): MachineState {
+  if (state.exit) return state;
+  const { phase } = state;
+
+  if (event.kind === 'ok') {
+    if (phase === 'on_success') return done(state, 0);
+    if (phase === 'on_rollback') return done(state, 2);
+    if (phase === 'cleanup_stop') return done(state, 3);
+    const forward = after(FORWARD, phase);
+    if (forward) return { ...state, phase: forward };
+    const back = after(ROLLBACK, phase);
+    if (back) return { ...state, phase: back };
+    return done(state, 3);
+  }
+
+  const failure = { phase, reason: reasonOf(event) };
+
+  // hooks after the decisive proof only warn: the release is already proven (or rolled back)
+  if (phase === 'on_success' && event.kind === 'failed') return done({ ...state, warnings: [...state.warnings, failure] }, 0);
+  if (phase === 'on_rollback' && event.kind === 'failed') return done({ ...state, warnings: [...state.warnings, failure] }, 2);
+
+  if (BEFORE_TOUCH.has(phase)) return done({ ...state, failures: [...state.failures, failure] }, 1);
+
+  if (TOUCHING.has(phase) || phase === 'on_success') {
+    const failed = { ...state, failures: [...state.failures, failure] };
+    if (state.canRollBack) return { ...failed, phase: 'rollback_stop' };
+    if (state.firstRun && state.rollbackEnabled) return { ...failed, phase: 'cleanup_stop' };
+    return done(failed, 3);
+  }
+
+  if (ROLLING_BACK.has(phase) || phase === 'on_rollback') {
+    // a rollback never triggers another rollback
+    if (event.kind === 'interrupted' && !state.interruptedDuringRollback) return { ...state, interruptedDuringRollback: true };
+    return done({ ...state, failures: [...state.failures, failure] }, 3);
+  }
+
+  // cleanup_stop and anything else: nothing more to try
+  return done({ ...state, failures: [...state.failures, failure] }, 3);
+}

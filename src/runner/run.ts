@@ -1,0 +1,650 @@
+// The only effectful loop of a restart: perform the phase the machine names, journal it, report it,
+// feed the result back to next(). Every side effect has an intent record before and a done record after.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { EXIT, LockedError, PreflightError, SafeRestartError } from '../errors.js';
+import type { CheckSpec, HookItemSpec, ResolvedRecipe, StepSpec, StopSpec, StartSpec } from '../recipe/types.js';
+import type { CheckOutcomeSummary, EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
+import type { Resolver } from '../checks/types.js';
+import { pollCheck, type CheckOutcome } from '../poll.js';
+import { runStep, type StepResult } from '../process/step.js';
+import { spawnDaemon } from '../process/daemon.js';
+import { stopByPidfile } from '../process/stop.js';
+import { isAlive, readPidfile } from '../process/group.js';
+import { Journal, JournalWriteError, digestJournal, readJournal, type JournalOptions } from './journal.js';
+import { currentLockInfo, inspectLock, procStartTime, releaseLock, takeOverDeadLock, tryCreateLock } from './lock.js';
+import { initialState, next, withReleases, type MachineEvent, type MachineState } from './machine.js';
+import { RELEASE_ID, readCurrentRelease, releaseExists, switchSymlink, type CommandRunner } from './release.js';
+import { StateStore } from './state.js';
+import { describeOutcome, leftStateLines } from './outcome.js';
+import { killRecordedGroups } from './recover.js';
+import { writeEvidence } from './evidence.js';
+import { notifyAll, payloadFor } from '../notify.js';
+
+export interface RunOptions {
+  recipe: ResolvedRecipe;
+  redact: (text: string) => string;
+  stateDir: string;
+  /** --release: the release to switch to; absent = in-place restart of the current release */
+  release?: string;
+  /** --reason: a ticket id or a sentence, recorded everywhere */
+  reason?: string;
+  env: NodeJS.ProcessEnv;
+  emit: EventSink;
+  /** Subscribe to SIGINT/SIGTERM; returns an unsubscribe function. */
+  onSignal?: (handler: (signal: NodeJS.Signals) => void) => () => void;
+  resolver?: Resolver;
+  journal?: JournalOptions;
+  /** `recover`: finish an interrupted run instead of starting a new restart */
+  mode?: 'run' | 'recover';
+  /** chosen by the caller so its renderers can stamp every event; generated when absent */
+  runId?: string;
+  /** warnings found while loading the recipe: reported as events and kept in the summary */
+  warnings?: string[];
+}
+
+const PROGRESS_EVERY_MS = 1_000;
+
+export function newRunId(): string {
+  const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${t}-${randomBytes(3).toString('hex')}`;
+}
+
+interface LockOutcome {
+  takenOver: string | null;
+  /** the unfinished run `recover` is finishing */
+  unfinished: ReturnType<typeof digestJournal> | null;
+}
+
+async function acquire(store: StateStore, recipe: ResolvedRecipe, runId: string, journalPath: string, mode: 'run' | 'recover'): Promise<LockOutcome> {
+  const path = store.lockPath(recipe.name);
+  const deadline = Date.now() + recipe.lock.timeoutMs;
+  const me = currentLockInfo(runId, mode, journalPath);
+  for (let round = 0; round < 10_000; round++) {
+    if (tryCreateLock(path, me)) return { takenOver: null, unfinished: null };
+    const seen = inspectLock(path);
+    if (seen.state === 'free') continue;
+    if (seen.state === 'dead') {
+      const digest = seen.info.journal && existsSync(seen.info.journal) ? digestJournal(readJournal(seen.info.journal)) : null;
+      const unfinished = digest && digest.touched && !digest.finished && !digest.recoveredBy ? digest : null;
+      if (unfinished && mode === 'run') {
+        const inFlight = unfinished.inFlight ? `${unfinished.inFlight.phase}${unfinished.inFlight.action ? ` (${unfinished.inFlight.action})` : ''}` : 'unknown';
+        throw new LockedError(
+          'SR_UNFINISHED_RUN',
+          `run ${seen.info.runId} of ${recipe.name} (pid ${seen.info.pid}, started ${seen.info.startedAt}) died during ${inFlight} – run \`safe-restart recover ${recipe.file}\` first (journal: ${seen.info.journal})`,
+        );
+      }
+      if (takeOverDeadLock(path, seen.info)) {
+        if (tryCreateLock(path, me)) return { takenOver: `${seen.info.runId} (${seen.why})`, unfinished };
+      }
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new LockedError(
+        'SR_LOCKED',
+        `another run of ${recipe.name} holds the lock: pid ${seen.info.pid} on ${seen.info.host}, started ${seen.info.startedAt} (run ${seen.info.runId})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+  }
+  throw new LockedError('SR_LOCKED', `could not take the lock ${path}`);
+}
+
+/** recover without a dead lock: the newest journal that never finished and touched something. */
+function findUnfinished(store: StateStore, recipe: string): ReturnType<typeof digestJournal> | null {
+  let files: string[];
+  try {
+    files = readdirSync(store.runsDir(recipe)).filter((f) => f.endsWith('.jsonl')).sort().reverse();
+  } catch {
+    return null;
+  }
+  for (const f of files) {
+    const digest = digestJournal(readJournal(join(store.runsDir(recipe), f)));
+    if (digest.finished) return null;
+    if (digest.touched && !digest.recoveredBy) return digest;
+  }
+  return null;
+}
+
+/** Run one restart (or recover) to its end. Never throws for run failures: the summary says what happened. */
+export async function runRestart(options: RunOptions): Promise<Summary> {
+  const { recipe, emit, redact } = options;
+  const mode = options.mode ?? 'run';
+  const store = new StateStore(options.stateDir);
+  const runId = options.runId ?? newRunId();
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const warnings: string[] = [...(options.warnings ?? [])];
+  const elapsed = () => Math.round(performance.now() - t0);
+
+  try {
+    warnings.push(...store.prepare(recipe.name));
+  } catch (error) {
+    throw new PreflightError('SR_STATE_DIR', `cannot use the state directory ${options.stateDir}: ${(error as Error).message} – nothing was touched`, { cause: error });
+  }
+  const journalPath = store.journalPath(recipe.name, runId);
+  const lock = await acquire(store, recipe, runId, journalPath, mode);
+  const unsubscribers: Array<() => void> = [];
+  let journal: Journal | null = null;
+  try {
+    journal = new Journal(journalPath, runId, { redact, ...options.journal });
+    return await runLocked();
+  } catch (error) {
+    if (error instanceof JournalWriteError && journal === null) {
+      throw new PreflightError('SR_JOURNAL_WRITE', `${error.message} – nothing was touched`, { cause: error });
+    }
+    throw error;
+  } finally {
+    for (const u of unsubscribers) u();
+    journal?.close();
+    releaseLock(store.lockPath(recipe.name), runId);
+  }
+
+  async function runLocked(): Promise<Summary> {
+    const j = journal as Journal;
+    const unfinished = mode === 'recover' ? (lock.unfinished ?? findUnfinished(store, recipe.name)) : null;
+    const recorded = store.readRecipeState(recipe.name);
+    if (lock.takenOver) warnings.push(`took over the lock of dead run ${lock.takenOver}`);
+
+    let previous: string | null = null;
+    let target: string | null = null;
+    let interruptCount = 0;
+    let rollingBack = false;
+    let phaseController = new AbortController();
+    const timeline: TimelineEntry[] = [];
+    const failureDetails: string[] = [];
+    const failedChecks: Array<{ phase: Phase; outcome: CheckOutcome }> = [];
+
+    const send = (event: RunEvent) => emit(event);
+    const warn = (phase: Phase, message: string) => {
+      warnings.push(message);
+      send({ kind: 'warning', phase, message: redact(message) });
+    };
+
+    if (options.onSignal) {
+      unsubscribers.push(
+        options.onSignal((signal) => {
+          interruptCount++;
+          if (rollingBack && interruptCount < 2) {
+            send({ kind: 'signal', phase: state.phase, signal, action: 'rollback in progress – send it again to abandon the rollback (exit 3)' });
+            return;
+          }
+          send({ kind: 'signal', phase: state.phase, signal, action: rollingBack ? 'abandoning the rollback' : 'stopping the current phase' });
+          phaseController.abort(new Error(`interrupted by ${signal}`));
+        }),
+      );
+    }
+
+    const baseEnv = (phase: Phase, release: string | null): Record<string, string> => ({
+      SAFE_RESTART_NAME: recipe.name,
+      SAFE_RESTART_RUN_ID: runId,
+      SAFE_RESTART_RELEASE: release ?? '',
+      SAFE_RESTART_PREVIOUS_RELEASE: previous ?? '',
+      SAFE_RESTART_TARGET_RELEASE: target ?? '',
+      SAFE_RESTART_PHASE: phase,
+    });
+
+    let stepSeq = 0;
+    const runOne = async (phase: Phase, step: StepSpec, release: string | null, signal: AbortSignal): Promise<StepResult> => {
+      const logFile = join(store.stepLogDir(recipe.name, runId), `${String(++stepSeq).padStart(2, '0')}-${phase}-${step.name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 40)}.log`);
+      mkdirSync(store.stepLogDir(recipe.name, runId), { recursive: true, mode: 0o700 });
+      j.write({ type: 'intent', phase, action: step.name, detail: redact(Array.isArray(step.run) ? JSON.stringify(step.run) : step.run) });
+      send({ kind: 'step_started', phase, step: step.name });
+      const local = new AbortController();
+      const onAbort = () => local.abort(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) local.abort(signal.reason);
+      let journalError: unknown = null;
+      try {
+        const result = await runStep(step, {
+          env: baseEnv(phase, release),
+          outputFile: logFile,
+          signal: local.signal,
+          onSpawn: ({ pid, pgid }) => {
+            try {
+              j.write({ type: 'child', phase, action: step.name, pid, pgid, startTime: procStartTime(pid) });
+            } catch (error) {
+              journalError = error;
+              local.abort(error);
+            }
+          },
+          onOutput: (text) => send({ kind: 'step_output', phase, step: step.name, text: redact(text) }),
+        });
+        if (journalError) throw journalError;
+        const detail = describeStep(result);
+        j.write({ type: 'done', phase, action: step.name, ok: result.ok, durationMs: result.durationMs, detail, exitCode: result.exitCode, pid: result.pid, pgid: result.pgid, outputTail: result.outputTail });
+        send({ kind: 'step_finished', phase, step: step.name, ok: result.ok, exitCode: result.exitCode, durationMs: result.durationMs, detail: redact(detail) });
+        return result;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    };
+
+    const pollOne = async (phase: Phase, check: CheckSpec, signal: AbortSignal): Promise<CheckOutcome> => {
+      send({ kind: 'check_started', phase, check: check.name, checkType: check.type, target: check.target });
+      let lastProgress = performance.now();
+      const started = performance.now();
+      const outcome = await pollCheck(check, {
+        signal,
+        resolver: options.resolver,
+        onAttempt: (n, r) => {
+          const now = performance.now();
+          if (now - lastProgress >= PROGRESS_EVERY_MS) {
+            lastProgress = now;
+            send({ kind: 'check_progress', phase, check: check.name, attempts: n, elapsedMs: Math.round(now - started), lastError: r.error ? redact(`${r.error.code}: ${r.error.message}`) : null });
+          }
+        },
+      });
+      send({ kind: 'check_finished', phase, check: summarizeCheck(outcome, redact) });
+      return outcome;
+    };
+
+    const runChecks = async (phase: Phase, checks: CheckSpec[], signal: AbortSignal): Promise<string | null> => {
+      if (checks.length === 0) return null;
+      const outcomes = await Promise.all(checks.map((c) => pollOne(phase, c, signal)));
+      const failed = outcomes.filter((o) => o.status !== 'ready');
+      if (failed.length === 0) return null;
+      failedChecks.push(...failed.map((outcome) => ({ phase, outcome })));
+      return failed.map((o) => redact(o.error?.message ?? `${o.name} failed`)).join('; ');
+    };
+
+    const runHooks = async (phase: Phase, items: HookItemSpec[], release: string | null, signal: AbortSignal): Promise<string | null> => {
+      for (const item of items) {
+        if (signal.aborted) return String((signal.reason as Error)?.message ?? 'interrupted');
+        if (item.kind === 'step') {
+          const r = await runOne(phase, item.step, release, signal);
+          if (!r.ok) return `hook "${item.step.name}" ${describeStep(r)}`;
+        } else {
+          const failure = await runChecks(phase, [item.check], signal);
+          if (failure) return failure;
+        }
+      }
+      return null;
+    };
+
+    const stopService = async (phase: Phase, spec: StopSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
+      if (spec.kind === 'run') {
+        const r = await runOne(phase, spec.step, release, signal);
+        return r.ok ? null : `step "${spec.step.name}" ${describeStep(r)}`;
+      }
+      j.write({ type: 'intent', phase, action: 'signal', detail: `${spec.signal} to the pid in ${spec.pidfile}, SIGKILL of its group after ${spec.graceMs}ms` });
+      send({ kind: 'step_started', phase, step: `${spec.signal} ${spec.pidfile}` });
+      const r = await stopByPidfile({ pidfile: spec.pidfile, signal: spec.signal, graceMs: spec.graceMs, timeoutMs: spec.timeoutMs, signalAbort: signal });
+      const detail = r.alreadyStopped ? 'already stopped' : r.ok ? `pid ${r.pid} stopped${r.escalated ? ' (SIGKILL after grace)' : ''}` : (r.error?.message ?? 'stop failed');
+      j.write({ type: 'done', phase, action: 'signal', ok: r.ok, durationMs: r.durationMs, detail, pid: r.pid });
+      send({ kind: 'step_finished', phase, step: `${spec.signal} ${spec.pidfile}`, ok: r.ok, exitCode: null, durationMs: r.durationMs, detail });
+      return r.ok ? null : `stop failed: ${detail}`;
+    };
+
+    const startService = async (phase: Phase, spec: StartSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
+      if (spec.kind === 'run') {
+        const r = await runOne(phase, spec.step, release, signal);
+        return r.ok ? null : `step "${spec.step.name}" ${describeStep(r)}`;
+      }
+      const label = spec.argv.join(' ');
+      j.write({ type: 'intent', phase, action: 'spawn', detail: redact(label) });
+      send({ kind: 'step_started', phase, step: `spawn ${label}` });
+      const t = performance.now();
+      try {
+        const env = { ...baseEnv(phase, release), ...spec.env };
+        const { pid, pgid } = await spawnDaemon({ argv: spec.argv, cwd: spec.cwd, env, log: spec.log, pidfile: spec.pidfile });
+        j.write({ type: 'child', phase, action: 'spawn', pid, pgid, startTime: procStartTime(pid) });
+        const durationMs = Math.round(performance.now() - t);
+        j.write({ type: 'done', phase, action: 'spawn', ok: true, durationMs, detail: `pid ${pid}`, pid, pgid });
+        send({ kind: 'step_finished', phase, step: `spawn ${label}`, ok: true, exitCode: null, durationMs, detail: `pid ${pid}, pidfile ${spec.pidfile}` });
+        return null;
+      } catch (error) {
+        if (error instanceof JournalWriteError) throw error;
+        const durationMs = Math.round(performance.now() - t);
+        const detail = redact((error as Error).message);
+        j.write({ type: 'done', phase, action: 'spawn', ok: false, durationMs, detail });
+        send({ kind: 'step_finished', phase, step: `spawn ${label}`, ok: false, exitCode: null, durationMs, detail });
+        return `spawn failed: ${detail}`;
+      }
+    };
+
+    const runCommand: CommandRunner = async (step, extra) => {
+      const r = await runStep(step, { env: { ...baseEnv('resolve', null), ...extra }, signal: phaseController.signal });
+      return { ok: r.ok, stdout: r.stdoutTail ?? r.outputTail, detail: describeStep(r) };
+    };
+
+    const activate = async (phase: Phase, release: string | null, signal: AbortSignal): Promise<string | null> => {
+      const spec = recipe.release;
+      if (!spec || release === null) {
+        j.write({ type: 'note', phase, detail: 'in-place restart: no release to switch' });
+        return null;
+      }
+      const active = await readCurrentRelease(spec, runCommand).catch(() => null);
+      if (active === release) {
+        j.write({ type: 'note', phase, detail: `release ${release} is already active` });
+        return null;
+      }
+      if (spec.kind === 'symlink') {
+        j.write({ type: 'intent', phase, action: 'switch-symlink', detail: `${spec.symlink} -> ${join(spec.releasesDir, release)}` });
+        const t = performance.now();
+        try {
+          const detail = await switchSymlink(spec, release, runId);
+          j.write({ type: 'done', phase, action: 'switch-symlink', ok: true, durationMs: Math.round(performance.now() - t), detail });
+          send({ kind: 'step_finished', phase, step: 'switch symlink', ok: true, exitCode: null, durationMs: Math.round(performance.now() - t), detail });
+          return null;
+        } catch (error) {
+          const detail = (error as Error).message;
+          j.write({ type: 'done', phase, action: 'switch-symlink', ok: false, durationMs: Math.round(performance.now() - t), detail });
+          return `switching ${spec.symlink} to ${release} failed: ${detail}`;
+        }
+      }
+      const r = await runOne(phase, spec.activate, release, signal);
+      return r.ok ? null : `step "${spec.activate.name}" ${describeStep(r)}`;
+    };
+
+    // ----- the phases -----
+    const perform = async (phase: Phase, signal: AbortSignal): Promise<string | null> => {
+      switch (phase) {
+        case 'resolve':
+          return resolveReleases();
+        case 'dependencies':
+          return runChecks(phase, recipe.dependencies, signal);
+        case 'before_stop':
+          return runHooks(phase, recipe.hooks.beforeStop, target, signal);
+        case 'stop':
+          return stopService(phase, recipe.stop, previous, signal);
+        case 'activate':
+          return activate(phase, target, signal);
+        case 'start':
+          return startService(phase, recipe.start, target, signal);
+        case 'after_start':
+          return runHooks(phase, recipe.hooks.afterStart, target, signal);
+        case 'gates':
+          return runChecks(phase, recipe.gates, signal);
+        case 'on_success': {
+          const failure = await runHooks(phase, recipe.hooks.onSuccess, target, signal);
+          store.writeRecipeState(recipe.name, { lastGoodRelease: target, lastGoodRunId: runId, updatedAt: new Date().toISOString() });
+          return failure;
+        }
+        case 'rollback_stop':
+        case 'cleanup_stop':
+          return stopService(phase, recipe.stop, target, signal);
+        case 'rollback_activate':
+          return activate(phase, previous, signal);
+        case 'rollback_steps':
+          for (const step of recipe.rollback.steps) {
+            const r = await runOne(phase, step, previous, signal);
+            if (!r.ok) return `rollback step "${step.name}" ${describeStep(r)}`;
+          }
+          return null;
+        case 'rollback_start':
+          return startService(phase, recipe.start, previous, signal);
+        case 'rollback_gates':
+          return runChecks(phase, recipe.gates, signal);
+        case 'on_rollback': {
+          store.writeRecipeState(recipe.name, { lastGoodRelease: previous, lastGoodRunId: runId, updatedAt: new Date().toISOString() });
+          return runHooks(phase, recipe.hooks.onRollback, previous, signal);
+        }
+        default:
+          return `no action for phase ${phase}`;
+      }
+    };
+
+    const resolveReleases = async (): Promise<string | null> => {
+      const spec = recipe.release;
+      if (mode === 'recover') {
+        // recover re-activates the last release that passed its gates, else the PREVIOUS of the dead run
+        const fallback = unfinished?.previousRelease ?? null;
+        target = recorded.lastGoodRelease ?? fallback;
+        previous = spec ? await readCurrentRelease(spec, runCommand).catch(() => null) : null;
+        if (!spec) {
+          target = null;
+          previous = null;
+        } else if (target === null) {
+          return 'no release ever passed its gates and the unfinished run recorded no previous release – nothing known to be good to go back to';
+        }
+        return null;
+      }
+      if (options.release !== undefined) {
+        if (!RELEASE_ID.test(options.release)) return `--release "${options.release}" must match [A-Za-z0-9][A-Za-z0-9._-]*`;
+        if (!spec) return `--release ${options.release} was given but the recipe has no release section`;
+      }
+      if (spec) {
+        try {
+          previous = await readCurrentRelease(spec, runCommand);
+        } catch (error) {
+          return `cannot read the current release: ${(error as Error).message}`;
+        }
+        target = options.release ?? previous;
+        if (target === null) return `no current release (${spec.kind === 'symlink' ? `${spec.symlink} does not exist` : 'release.current printed nothing'}) and no --release given`;
+        const exists = await releaseExists(spec, target);
+        if (!exists.ok) return `release ${target} not found: ${exists.detail}`;
+      }
+      return null;
+    };
+
+    // ----- the loop -----
+    // a recover never rolls back: it is itself the way back
+    let state: MachineState = initialState({ previous: null, target: null, rollbackEnabled: mode === 'run' && recipe.rollback.enabled });
+    j.write({
+      type: 'run',
+      recipe: recipe.name,
+      file: recipe.file,
+      host: hostname(),
+      pid: process.pid,
+      procStart: procStartTime(process.pid),
+      startedAt: startedAt.toISOString(),
+      command: mode,
+      previousRelease: null,
+      targetRelease: options.release ?? null,
+      reason: options.reason,
+      recovering: unfinished?.runId,
+    });
+
+    send({ kind: 'run_started', phase: 'lock', recipe: recipe.name, requestedRelease: options.release ?? null, host: hostname(), journal: journalPath, mode, ...(options.reason ? { userReason: redact(options.reason) } : {}) });
+    for (const w of warnings) send({ kind: 'warning', phase: 'lock', message: redact(w) });
+    const notifyBase = { recipe: recipe.name, runId, ...(options.reason ? { userReason: options.reason } : {}) };
+    const startedNotification = recipe.notify.length > 0 ? notifyAll(recipe.notify, payloadFor('started', notifyBase), redact) : Promise.resolve([]);
+    let journalBroken: JournalWriteError | null = null;
+    let touched = false;
+    for (let guard = 0; guard < 64 && !state.exit; guard++) {
+      const phase = state.phase;
+      // in recover mode the forward path is: resolve → kill what the dead run left → stop → activate → start → gates
+      if (phase === 'before_stop' && mode === 'recover') {
+        state = next(state, { kind: 'ok' });
+        continue;
+      }
+      rollingBack = phase.startsWith('rollback_') || phase === 'on_rollback' || phase === 'cleanup_stop';
+      const skip = skipReason(phase);
+      const started = elapsed();
+      if (skip) {
+        timeline.push({ phase, startMs: started, durationMs: 0, result: 'skipped', detail: skip });
+        state = next(state, { kind: 'ok' });
+        continue;
+      }
+      send({ kind: 'phase_started', phase, detail: phaseDetail(phase) });
+      let failure: string | null;
+      try {
+        j.write({ type: 'phase', phase, status: 'started' });
+        if (phase === 'stop' || phase === 'activate' || phase === 'start') touched = true;
+        if (phase === 'stop' && mode === 'recover' && unfinished) {
+          const killed = await killRecordedGroups(unfinished, j);
+          if (killed.length > 0) send({ kind: 'warning', phase, message: `killed process groups left by run ${unfinished.runId}: ${killed.join(', ')}` });
+        }
+        failure = phaseController.signal.aborted ? String((phaseController.signal.reason as Error)?.message) : await perform(phase, phaseController.signal);
+      } catch (error) {
+        if (error instanceof JournalWriteError) {
+          journalBroken = error;
+          failure = error.message;
+        } else {
+          failure = `${phase} failed: ${(error as Error)?.message ?? error}`;
+        }
+      }
+      const durationMs = elapsed() - started;
+      const interrupted = phaseController.signal.aborted;
+      const result = failure === null ? 'ok' : interrupted ? 'interrupted' : 'failed';
+      timeline.push({ phase, startMs: started, durationMs, result, ...(failure ? { detail: redact(failure) } : {}) });
+      if (!journalBroken) {
+        try {
+          j.write({ type: 'phase', phase, status: 'finished', ok: failure === null, durationMs, ...(failure ? { detail: failure } : {}) });
+        } catch (error) {
+          journalBroken = error as JournalWriteError;
+        }
+      }
+      send({ kind: 'phase_finished', phase, ok: failure === null, durationMs, ...(failure ? { detail: redact(failure) } : {}) });
+      if (phase === 'resolve' && failure === null) {
+        state = withReleases(state, previous, target);
+        try {
+          j.write({ type: 'releases', previousRelease: previous, targetRelease: target });
+          if (recipe.release) send({ kind: 'releases_resolved', phase: 'resolve', previousRelease: previous, targetRelease: target });
+        } catch (error) {
+          journalBroken = error as JournalWriteError;
+        }
+      }
+      if (journalBroken) {
+        // refuse to go past a side effect that cannot be journaled
+        state = { ...state, phase: 'done', failures: [...state.failures, { phase, reason: journalBroken.message }], exit: touched ? { code: 3, outcome: 'failed' } : { code: 1, outcome: 'aborted' } };
+        break;
+      }
+      let event: MachineEvent;
+      if (failure === null) event = { kind: 'ok' };
+      else if (interrupted) {
+        const signalName = /SIG[A-Z]+/.exec(String((phaseController.signal.reason as Error)?.message))?.[0] ?? 'SIGINT';
+        event = rollingBack && interruptCount >= 2 ? { kind: 'abandon', signal: signalName } : { kind: 'interrupted', signal: signalName };
+        if (!rollingBack) failureDetails.push(`interrupted by ${signalName} during ${phase}`);
+      } else event = { kind: 'failed', reason: failure };
+      if (failure && !interrupted) failureDetails.push(failure);
+      const wasRollingBack = rollingBack;
+      state = next(state, event);
+      if (!wasRollingBack && (state.phase.startsWith('rollback_') || state.phase === 'cleanup_stop')) {
+        // the rollback runs with a fresh signal: only a second interrupt abandons it
+        phaseController = new AbortController();
+      }
+    }
+
+    function skipReason(phase: Phase): string | null {
+      if (phase === 'rollback_activate' && (!recipe.release || previous === null)) return 'nothing to re-activate';
+      if (phase === 'rollback_steps' && recipe.rollback.steps.length === 0) return 'no rollback steps';
+      if (phase === 'activate' && (!recipe.release || target === null || target === previous) && mode === 'run') return 'in-place restart';
+      if ((phase === 'before_stop' && recipe.hooks.beforeStop.length === 0) || (phase === 'after_start' && recipe.hooks.afterStart.length === 0)) return 'no hooks';
+      if ((phase === 'dependencies' && recipe.dependencies.length === 0) || ((phase === 'gates' || phase === 'rollback_gates') && recipe.gates.length === 0)) return 'none defined';
+      return null;
+    }
+
+    function phaseDetail(phase: Phase): string | undefined {
+      switch (phase) {
+        case 'dependencies':
+          return `${recipe.dependencies.length} check${recipe.dependencies.length === 1 ? '' : 's'}`;
+        case 'activate':
+          return target ? `release ${target}` : undefined;
+        case 'rollback_activate':
+          return previous ? `release ${previous}` : undefined;
+        case 'gates':
+        case 'rollback_gates':
+          return `${recipe.gates.length} gate${recipe.gates.length === 1 ? '' : 's'}`;
+        default:
+          return undefined;
+      }
+    }
+
+    const exit = state.exit ?? { code: 3 as const, outcome: 'failed' as const };
+    if (mode === 'recover' && unfinished && exit.code !== 3) {
+      // the dead run is now accounted for
+      try {
+        const path = unfinished.header ? store.journalPath(recipe.name, unfinished.runId) : null;
+        if (path) appendFileSync(path, `${JSON.stringify({ ts: new Date().toISOString(), runId: unfinished.runId, seq: -1, type: 'recovered', by: runId })}\n`);
+      } catch {
+        warnings.push(`could not mark run ${unfinished.runId} as recovered`);
+      }
+    }
+    const recoverExit = mode === 'recover' && exit.code === 0 ? { code: EXIT.rolledBack as 2, outcome: 'rolled_back' as const } : exit;
+    const described = describeOutcome({
+      mode,
+      exit: recoverExit,
+      state,
+      previous,
+      target,
+      failures: failureDetails.map(redact),
+      recipe,
+      unfinishedRunId: unfinished?.runId ?? null,
+    });
+    const leftState = recoverExit.code === 3 ? leftStateLines(recipe, store, journalPath, target, previous, (f) => readPidfile(f), isAlive) : undefined;
+    const summary: Summary = {
+      runId,
+      recipe: recipe.name,
+      outcome: recoverExit.outcome,
+      exitCode: recoverExit.code,
+      description: redact(described.description),
+      reason: redact(described.reason),
+      action: redact(described.action),
+      previousRelease: previous,
+      targetRelease: target,
+      startedAt: startedAt.toISOString(),
+      durationMs: elapsed(),
+      timeline,
+      journal: journalPath,
+      warnings: warnings.map(redact),
+      ...(leftState ? { leftState: leftState.map(redact) } : {}),
+    };
+    const dependencyFailure = recoverExit.code === 1 && state.failures[0]?.phase === 'dependencies';
+    if (recoverExit.code === 2 || recoverExit.code === 3 || dependencyFailure) {
+      try {
+        summary.evidence = writeEvidence({
+          dir: store.evidenceDir(runId),
+          summary,
+          journalPath,
+          stepLogDir: store.stepLogDir(recipe.name, runId),
+          recipeFile: recipe.file,
+          failedChecks,
+          redact,
+          ...(options.reason ? { userReason: options.reason } : {}),
+        });
+      } catch (error) {
+        summary.warnings.push(redact(`could not write the evidence bundle: ${(error as Error).message}`));
+      }
+    }
+    const notified = await Promise.all([
+      startedNotification,
+      recipe.notify.length > 0 ? notifyAll(recipe.notify, payloadFor(summary.outcome, notifyBase, summary), redact) : Promise.resolve([]),
+    ]);
+    for (const w of notified.flat()) {
+      summary.warnings.push(w);
+      send({ kind: 'warning', phase: 'done', message: w });
+    }
+    if (!journalBroken) j.tryWrite({ type: 'summary', summary });
+    // the bundle's journal copy ends with the summary too
+    if (summary.evidence) copyFileSafe(journalPath, join(summary.evidence, 'journal.jsonl'));
+    send({ kind: 'summary', phase: 'done', summary });
+    return summary;
+  }
+}
+
+function describeStep(r: StepResult): string {
+  const tail = r.outputTail.trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? '';
+  const withTail = (text: string) => (tail ? `${text}: ${tail}` : text);
+  if (r.ok) return `exited 0 in ${r.durationMs}ms`;
+  if (r.timedOut) return `timed out after ${r.durationMs}ms (process group killed)`;
+  if (r.aborted) return `interrupted after ${r.durationMs}ms (process group killed)`;
+  if (r.exitCode !== null) return withTail(`exited ${r.exitCode}`);
+  if (r.signal) return withTail(`killed by ${r.signal}`);
+  return r.error ? `failed: ${r.error.code} ${r.error.message}` : 'failed';
+}
+
+function copyFileSafe(from: string, to: string): void {
+  try {
+    copyFileSync(from, to);
+  } catch {
+    // the bundle keeps its earlier copy
+  }
+}
+
+function summarizeCheck(o: CheckOutcome, redact: (t: string) => string): CheckOutcomeSummary {
+  return {
+    name: o.name,
+    type: o.type,
+    target: redact(o.target),
+    status: o.status,
+    attempts: o.attempts,
+    elapsedMs: o.elapsedMs,
+    error: o.error ? { code: o.error.code, message: redact(o.error.message) } : null,
+  };
+}
+
+export { SafeRestartError };
