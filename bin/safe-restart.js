@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The bin runs the compiled CLI; `npm install` builds it through the `prepare` script.
-import { main } from '../dist/cli.js';
+// The bin runs the bundled CLI (one file per command, loaded lazily); `npm install` builds it via `prepare`.
+import { main } from '../dist/bundle/cli.js';
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -1,6 +1,8 @@
 // argv → one command → exit code. The only module that touches process.*: commands get an Io.
 // Commands are imported lazily so `--version` and `validate` never load database drivers.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from './package-root.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXIT, RecipeError, SafeRestartError, UsageError } from './errors.js';
 
@@ -54,7 +56,7 @@ const SUMMARIES: Record<keyof typeof COMMANDS, string> = {
 };
 
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SERVICE_SOURCE } from './service.js';
+import { packageRoot } from '../package-root.js';
 import { loadRecipeText } from '../recipe/load.js';
 import { runRestart, newRunId } from '../runner/run.js';
 import { spawnDaemon } from '../process/daemon.js';
@@ -35,7 +36,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export const DEMO_RECIPE_URL = new URL('../../recipes/demo.yaml', import.meta.url);
+export const DEMO_RECIPE = join(packageRoot(), 'recipes', 'demo.yaml');
 
 export async function runDemo(io: DemoIo): Promise<DemoResult> {
   const dir = await mkdtemp(join(tmpdir(), 'safe-restart-demo-'));
@@ -43,7 +44,7 @@ export async function runDemo(io: DemoIo): Promise<DemoResult> {
   const depPort = await freePort();
   let dependency: Server | null = null;
   const steps: DemoResult['steps'] = [];
-  const recipeText = await readFile(DEMO_RECIPE_URL, 'utf8');
+  const recipeText = await readFile(DEMO_RECIPE, 'utf8');
   const vars = { DEMO_DIR: dir, DEMO_PORT: String(port), DEMO_DEP_PORT: String(depPort), DEMO_NODE: io.nodePath };
   const { recipe, redactor } = loadRecipeText(recipeText, join(dir, 'demo.yaml'), { vars, env: io.env });
   const pidfile = join(dir, 'run', 'web.pid');

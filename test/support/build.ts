@@ -1,4 +1,4 @@
-// vitest global setup: the CLI tests run the built CLI, so build it once before any test.
+// vitest global setup: the CLI tests run the built CLI (bin/ → dist/bundle/), so build it once before any test.
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 
@@ -6,7 +6,7 @@ export default function setup(): void {
   if (process.env.SAFE_RESTART_SKIP_BUILD === '1') return;
   const root = resolve(import.meta.dirname, '..', '..');
   try {
-    execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+    execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
   } catch {
     // tsc still emits on type errors; `npm test` type-checks separately and fails there
     console.warn('safe-restart: the build reported type errors (see above); testing what was emitted');
