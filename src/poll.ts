@@ -38,6 +38,9 @@ export interface PollOptions {
 const QUICK_REPROBE_TYPES: ReadonlySet<CheckType> = new Set(['tcp', 'http']);
 const QUICK_REPROBES_PER_INTERVAL = 5;
 const MIN_QUICK_STEP_MS = 10;
+// Only the first seconds of a wait re-probe quickly: that is where restarts and flips happen, and a
+// long outage then costs plain interval polling (a 60 s wait ~1 s of CPU instead of ~4 s).
+const QUICK_WINDOW_MS = 5_000;
 // How long an attempt that ignores its abort signal is given to return its own (more precise) verdict.
 const ABORT_GRACE_MS = 25;
 // Preallocated abort reasons: a fresh Error per attempt costs a stack capture on every probe.
@@ -98,7 +101,8 @@ export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promis
     attempts += 1;
     let result = (last = await probeOnce());
     // Inside this interval, a fast failure is probed again every quickStep (bounded by the interval and the deadline).
-    for (let probeStart = slotStart; quick && !result.ok && passes === 0; ) {
+    const quickNow = quick && slotStart - startedAt < QUICK_WINDOW_MS;
+    for (let probeStart = slotStart; quickNow && !result.ok && passes === 0; ) {
       lastFailure = result;
       const next = Math.max(probeStart + quickStep, performance.now());
       if (next >= slotEnd || next >= deadline) break;

@@ -14,7 +14,7 @@ export const command: Command = {
     const loaded = await loadForRestart(file as string, values, io);
     const { runRestart, newRunId } = await import('../runner/run.js');
     const runId = newRunId();
-    const emit = createRenderer(values, io, runId);
+    const emit = await createRenderer(values, io, runId);
     const summary = await runRestart({
       recipe: loaded.recipe,
       redact: (t) => loaded.redactor.redact(t),

@@ -3,10 +3,6 @@ import type { Io, Options, Values } from '../cli.js';
 import { parseVarFlags } from '../cli.js';
 import { UsageError } from '../errors.js';
 import type { EventSink } from '../report/events.js';
-import { createHumanRenderer } from '../report/human.js';
-import { createJsonRenderer } from '../report/json.js';
-import { createTtyRenderer } from '../report/tty.js';
-import { renderMarkdownSummary } from '../report/summary.js';
 import { appendFileSync } from 'node:fs';
 
 export const RESTART_OPTIONS: Options = {
@@ -30,10 +26,11 @@ export async function stateDirFor(values: Values, io: Io): Promise<string> {
 }
 
 /** --json: NDJSON on stdout; a terminal: the live view; otherwise (CI, pipes, --no-tty): plain lines. */
-export function createRenderer(values: Values, io: Io, runId: string): EventSink {
-  const sink = pickRenderer(values, io, runId);
+export async function createRenderer(values: Values, io: Io, runId: string): Promise<EventSink> {
+  const sink = await pickRenderer(values, io, runId);
   const summaryFile = io.env.GITHUB_ACTIONS === 'true' ? io.env.GITHUB_STEP_SUMMARY : undefined;
   if (!summaryFile) return sink;
+  const { renderMarkdownSummary } = await import('../report/summary.js');
   return (event) => {
     sink(event);
     if (event.kind === 'summary') {
@@ -46,10 +43,18 @@ export function createRenderer(values: Values, io: Io, runId: string): EventSink
   };
 }
 
-function pickRenderer(values: Values, io: Io, runId: string): EventSink {
-  if (values.json) return createJsonRenderer({ stream: io.stdout, runId: () => runId });
+// only the chosen renderer is loaded: the terminal UI's dependencies cost a pipe-fed CI run ~25ms
+async function pickRenderer(values: Values, io: Io, runId: string): Promise<EventSink> {
+  if (values.json) {
+    const { createJsonRenderer } = await import('../report/json.js');
+    return createJsonRenderer({ stream: io.stdout, runId: () => runId });
+  }
   const color = 'NO_COLOR' in io.env && io.env.NO_COLOR !== '' ? false : io.env.FORCE_COLOR ? io.env.FORCE_COLOR !== '0' : Boolean(io.stderr.isTTY);
-  if (!values.quiet && !values['no-tty'] && io.stderr.isTTY && io.env.TERM !== 'dumb') return createTtyRenderer({ stream: io.stderr, color });
+  if (!values.quiet && !values['no-tty'] && io.stderr.isTTY && io.env.TERM !== 'dumb') {
+    const { createTtyRenderer } = await import('../report/tty.js');
+    return createTtyRenderer({ stream: io.stderr, color });
+  }
+  const { createHumanRenderer } = await import('../report/human.js');
   return createHumanRenderer({ write: (t) => io.stderr.write(t), quiet: Boolean(values.quiet), color, github: io.env.GITHUB_ACTIONS === 'true' });
 }
 

@@ -38,7 +38,7 @@ export const command: Command = {
     }
     const { runRestart, newRunId } = await import('../runner/run.js');
     const runId = newRunId();
-    const emit = createRenderer(values, io, runId);
+    const emit = await createRenderer(values, io, runId);
     const summary = await runRestart({
       recipe: loaded.recipe,
       redact: (t) => loaded.redactor.redact(t),

@@ -15,7 +15,7 @@ import type { EventSink } from '../report/events.js';
 
 export interface DemoIo {
   out: (text: string) => void;
-  emitFor: (runId: string) => EventSink;
+  emitFor: (runId: string) => Promise<EventSink>;
   env: NodeJS.ProcessEnv;
   nodePath: string;
   onSignal: (handler: (signal: NodeJS.Signals) => void) => () => void;
@@ -93,7 +93,7 @@ export async function runDemo(io: DemoIo): Promise<DemoResult> {
         stateDir,
         release: item.release,
         env: io.env,
-        emit: io.emitFor(runId),
+        emit: await io.emitFor(runId),
         onSignal: io.onSignal,
         runId,
         reason: 'safe-restart demo',

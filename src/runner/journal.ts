@@ -68,6 +68,8 @@ export class Journal {
   private fd: number;
   private seq = 0;
   private readonly options: JournalOptions;
+  /** true once the intent of a side effect (stop onwards) is on disk: before that, nothing was touched */
+  touched = false;
 
   constructor(path: string, runId: string, options: JournalOptions = {}) {
     this.path = path;
@@ -88,10 +90,13 @@ export class Journal {
     try {
       this.options.beforeWrite?.(record);
       writeSync(this.fd, line);
-      fsyncSync(this.fd);
+      // phase and note records only narrate: the next fsync (every intent, done, child, header and
+      // summary) makes them durable too, and each fsync costs milliseconds on a loaded disk
+      if (record.type !== 'phase' && record.type !== 'note') fsyncSync(this.fd);
     } catch (error) {
       throw new JournalWriteError(this.path, error);
     }
+    if (record.type === 'intent' && TOUCHING.has(record.phase)) this.touched = true;
   }
 
   /** Best effort: used on paths that are already failing, where a second failure must not hide the first. */
@@ -163,11 +168,13 @@ export function digestJournal(records: JournalRecord[]): JournalDigest {
   const recovered = records.find((r) => r.type === 'recovered') as Extract<JournalRecord, { type: 'recovered' }> | undefined;
   const openIntents = new Map<string, { phase: Phase; action: string }>();
   let openPhase: Phase | null = null;
+  let lastFinished: Phase | null = null;
   let touched = false;
   const children: JournalDigest['children'] = [];
   for (const r of records) {
     if (r.type === 'phase') {
       openPhase = r.status === 'started' ? r.phase : openPhase === r.phase ? null : openPhase;
+      if (r.status === 'finished') lastFinished = r.phase;
     } else if (r.type === 'intent') {
       openIntents.set(`${r.phase}/${r.action}`, { phase: r.phase, action: r.action });
       if (TOUCHING.has(r.phase)) touched = true;
@@ -179,7 +186,14 @@ export function digestJournal(records: JournalRecord[]): JournalDigest {
   }
   const releases = records.filter((r) => r.type === 'releases').pop() as Extract<JournalRecord, { type: 'releases' }> | undefined;
   const lastIntent = [...openIntents.values()].pop();
-  const inFlight = lastIntent ? { phase: lastIntent.phase, action: lastIntent.action } : openPhase ? { phase: openPhase, action: null } : null;
+  // killed between two phases: the one that had just finished is the truth the journal can tell
+  const inFlight = lastIntent
+    ? { phase: lastIntent.phase, action: lastIntent.action }
+    : openPhase
+      ? { phase: openPhase, action: null }
+      : lastFinished && !summaryRec
+        ? { phase: lastFinished, action: 'finished, next phase not started' }
+        : null;
   return {
     runId: header?.runId ?? records[0]?.runId ?? 'unknown',
     header,
