@@ -3,7 +3,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { readFile } from 'node:fs/promises';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import type { HttpProbe } from '../recipe/types.js';
 import type { AttemptContext, AttemptError, AttemptFn, AttemptResult, HttpEvidence, Resolver } from './types.js';
 
@@ -28,7 +28,7 @@ interface Response {
   body: Buffer;
 }
 
-type Phase = 'connecting' | 'awaiting headers' | 'reading body';
+type Phase = 'resolving' | 'connecting' | 'awaiting headers' | 'reading body';
 
 class AttemptFailure extends Error {
   constructor(
@@ -118,7 +118,8 @@ function request(
 ): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     if (ctx.signal.aborted) return reject(timeoutFailure('connecting', url, ctx));
-    let phase: Phase = 'connecting';
+    // a DNS answer that never comes is not a connect timeout: say which one ran out
+    let phase: Phase = isIP(url.hostname.replace(/^\[|\]$/g, '')) ? 'connecting' : 'resolving';
     let settled = false;
     const mod = url.protocol === 'https:' ? https : http;
     // Credentials given for the configured origin are not handed to another origin a redirect points at.
@@ -142,6 +143,9 @@ function request(
     const onAbort = (): void => finish(timeoutFailure(phase, url, ctx));
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     req.on('socket', (socket) => {
+      socket.once('lookup', () => {
+        if (phase === 'resolving') phase = 'connecting';
+      });
       socket.once('connect', () => {
         if (socket.remoteAddress) opts.addresses.push(formatHostPort(socket.remoteAddress, socket.remotePort ?? 0));
       });
@@ -175,6 +179,7 @@ function request(
 
 function timeoutFailure(phase: Phase, url: URL, ctx: AttemptContext): AttemptFailure {
   const limit = `${ctx.timeoutMs}ms`;
+  if (phase === 'resolving') return new AttemptFailure('ETIMEDOUT', `resolving "${url.hostname}" timed out after ${limit}`);
   if (phase === 'connecting') return new AttemptFailure('ETIMEDOUT', `connect to ${url.host} timed out after ${limit}`);
   if (phase === 'awaiting headers') return new AttemptFailure('ETIMEDOUT', `no response from ${url.href} within ${limit} (connected, request sent)`);
   return new AttemptFailure('ETIMEDOUT', `body of ${url.href} not complete within ${limit} (headers received)`);

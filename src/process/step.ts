@@ -134,7 +134,8 @@ export async function runStep(step: StepSpec, opts: RunStepOptions): Promise<Ste
   let fileOffset = 0;
   if (opts.outputFile !== undefined) {
     try {
-      outFd = openSync(opts.outputFile, 'a');
+      // step output may carry secrets the step printed: private like the journal
+      outFd = openSync(opts.outputFile, 'a', 0o600);
       fileOffset = fstatSync(outFd).size;
     } catch (error) {
       const e = error as NodeJS.ErrnoException;

@@ -1,7 +1,7 @@
 // Step 2 of loading: ${NAME} and ${NAME:-default} in every string value, resolved once at load time.
 // Precedence: --var > vars (inside vars only earlier entries) > environment. `$${` writes a literal `${`.
 // Plain $NAME is left for the shell. Values are never re-scanned, so a value cannot inject a reference.
-import type { Redactor } from '../redact.js';
+import { isSecretName, type Redactor } from '../redact.js';
 import type { Path, PathSegment } from './parse.js';
 
 export const VAR_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -95,15 +95,20 @@ export interface InterpolatedData {
   /** vars after resolution, with --var overrides applied (what steps and the plan see). */
   vars: Record<string, string>;
   problems: InterpolationProblem[];
+  /** e.g. a secret pasted into a command line, where `ps` shows it */
+  warnings: InterpolationProblem[];
 }
 
 /** Resolve `vars` in order, then every string in the document. Collects every problem. */
 export function interpolateRecipe(data: unknown, options: InterpolateOptions): InterpolatedData {
   const { cliVars, env, redactor } = options;
   const problems: InterpolationProblem[] = [];
+  const warnings: InterpolationProblem[] = [];
   const vars: Record<string, string> = {};
 
   for (const [name, value] of Object.entries(cliVars)) redactor.addVariable(name, value);
+  // every step inherits the whole environment: whatever it prints of a secret-named variable is redacted too
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) redactor.addVariable(name, value);
 
   const fromEnv = (name: string): string | undefined => {
     const value = env[name];
@@ -113,7 +118,11 @@ export function interpolateRecipe(data: unknown, options: InterpolateOptions): I
 
   const resolve = (text: string, path: Path, lookup: Lookup): string => {
     const result = interpolateString(text, lookup);
-    if (result.ok) return result.value;
+    if (result.ok) {
+      if (isShellString(path)) problems.push(...shellSyntaxProblems(text, path, lookup));
+      if (isCommandPart(path)) warnings.push(...secretInCommandProblems(text, path));
+      return result.value;
+    }
     if (result.error) problems.push({ path, message: result.error });
     for (const name of result.missing) {
       problems.push({
@@ -163,7 +172,51 @@ export function interpolateRecipe(data: unknown, options: InterpolateOptions): I
     return value;
   };
   const out = visit(data, []);
-  return { data: out, vars, problems };
+  return { data: out, vars, problems, warnings };
+}
+
+// Characters that make a value code, or change the command around it, once pasted into /bin/sh -c.
+const SHELL_SYNTAX = /[;&|`$<>()\\'"\n\r#*?[\]{}~]/;
+
+/** A string command (run, command) is shell code: a value pasted into it must not be. */
+function isShellString(path: Path): boolean {
+  const last = path[path.length - 1];
+  return path.length >= 2 && path[0] !== 'vars' && (last === 'run' || last === 'command');
+}
+
+/** A string command, or one argument of a list command: what `ps` shows to everyone on the host. */
+function isCommandPart(path: Path): boolean {
+  const [last, parent] = [path[path.length - 1], path[path.length - 2]];
+  return isShellString(path) || (typeof last === 'number' && path[0] !== 'vars' && (parent === 'run' || parent === 'command' || parent === 'spawn'));
+}
+
+function secretInCommandProblems(text: string, path: Path): InterpolationProblem[] {
+  const parsed = parseTemplate(text);
+  if (!parsed.ok) return [];
+  return parsed.parts
+    .filter((part): part is Reference => typeof part !== 'string' && isSecretName(part.name))
+    .map((part) => ({
+      path,
+      message: `\${${part.name}} is a secret and would show in the process list (ps) of this command; pass it through the step's env: (or the environment) and read "$${part.name}" there`,
+    }));
+}
+
+function shellSyntaxProblems(text: string, path: Path, lookup: Lookup): InterpolationProblem[] {
+  const parsed = parseTemplate(text);
+  if (!parsed.ok) return [];
+  const problems: InterpolationProblem[] = [];
+  for (const part of parsed.parts) {
+    if (typeof part === 'string') continue;
+    const found = lookup(part.name);
+    const value = found !== undefined && (found !== '' || part.fallback === undefined) ? found : (part.fallback ?? '');
+    const bad = SHELL_SYNTAX.exec(value)?.[0];
+    if (bad === undefined) continue;
+    problems.push({
+      path,
+      message: `\${${part.name}} is pasted into a shell command and its value contains shell syntax (${JSON.stringify(bad)}); write the command as a list (argv, no shell), or pass the value through the step's env: and write "$${part.name}"`,
+    });
+  }
+  return problems;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -106,7 +106,10 @@ export function loadRecipeText(text: string, file: string, options: LoadOptions 
   problems.push(...rules.problems.map((p) => at(p.path, p.message, p.at)));
   if (problems.length > 0) return fail();
 
-  const warnings = rules.warnings.map((w) => formatWarning(at(w.path, w.message, w.at), redactor));
+  const warnings = [
+    ...interpolated.warnings.map((w) => formatWarning(at(w.path, w.message), redactor)),
+    ...rules.warnings.map((w) => formatWarning(at(w.path, w.message, w.at), redactor)),
+  ];
   const recipe = normalizeRecipe(result.data, {
     file: file === INLINE ? INLINE : resolvePath(options.cwd ?? process.cwd(), file),
     vars: interpolated.vars,

@@ -19,7 +19,7 @@ export interface EvidenceInput {
 }
 
 export function writeEvidence(input: EvidenceInput): string {
-  const { dir, summary, redact } = input;
+  const { dir, redact } = input;
   mkdirSync(join(dir, 'steps'), { recursive: true, mode: 0o700 });
   if (existsSync(input.journalPath)) copyFileSync(input.journalPath, join(dir, 'journal.jsonl'));
   if (existsSync(input.stepLogDir)) {

@@ -2,6 +2,7 @@
 // its holder is identified by pid + process start time, so a reused pid is not mistaken for it.
 import { closeSync, constants, openSync, readFileSync, unlinkSync, writeSync, fsyncSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { PreflightError } from '../errors.js';
 
 export interface LockInfo {
   runId: string;
@@ -39,7 +40,7 @@ function readLock(path: string): LockInfo | null {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw new Error(`lock file ${path} is a symbolic link: refusing to follow it`);
+    if (code === 'ELOOP') throw new PreflightError('SR_LOCK_SYMLINK', `lock file ${path} is a symbolic link: refusing to follow it – remove it; nothing was touched`);
     throw error;
   }
   try {
@@ -75,7 +76,7 @@ export function tryCreateLock(path: string, info: LockInfo): boolean {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
+    throw new PreflightError('SR_LOCK_CREATE', `cannot create the lock file ${path}: ${(error as Error).message} – nothing was touched`, { cause: error });
   }
   try {
     writeSync(fd, JSON.stringify(info));

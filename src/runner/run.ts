@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { EXIT, LockedError, PreflightError, SafeRestartError } from '../errors.js';
+import { EXIT, LockedError, PreflightError } from '../errors.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, StepSpec, StopSpec, StartSpec } from '../recipe/types.js';
 import type { CheckOutcomeSummary, EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
 import type { Resolver } from '../checks/types.js';
@@ -63,7 +63,14 @@ async function acquire(store: StateStore, recipe: ResolvedRecipe, runId: string,
   const deadline = Date.now() + recipe.lock.timeoutMs;
   const me = currentLockInfo(runId, mode, journalPath);
   for (let round = 0; round < 10_000; round++) {
-    if (tryCreateLock(path, me)) return { takenOver: null, unfinished: null };
+    if (tryCreateLock(path, me)) {
+      // a run that ended without journaling its end (it could not write) blocks the next run like a dead one
+      const left = mode === 'run' ? findUnfinished(store, recipe.name) : null;
+      if (!left) return { takenOver: null, unfinished: null };
+      releaseLock(path, runId);
+      const inFlight = left.inFlight ? `${left.inFlight.phase}${left.inFlight.action ? ` (${left.inFlight.action})` : ''}` : 'unknown';
+      throw new LockedError('SR_UNFINISHED_RUN', `run ${left.runId} of ${recipe.name} never finished: it stopped during ${inFlight} – run \`safe-restart recover ${recipe.file}\` first`);
+    }
     const seen = inspectLock(path);
     if (seen.state === 'free') continue;
     if (seen.state === 'dead') {
@@ -77,7 +84,17 @@ async function acquire(store: StateStore, recipe: ResolvedRecipe, runId: string,
         );
       }
       if (takeOverDeadLock(path, seen.info)) {
-        if (tryCreateLock(path, me)) return { takenOver: `${seen.info.runId} (${seen.why})`, unfinished };
+        if (tryCreateLock(path, me)) {
+          // a dead run that touched nothing needs no recover: its journal is closed by naming who took over
+          if (digest && !unfinished && !digest.finished && !digest.recoveredBy) {
+            try {
+              appendFileSync(seen.info.journal, `${JSON.stringify({ ts: new Date().toISOString(), runId: digest.runId, seq: -1, type: 'recovered', by: runId })}\n`);
+            } catch {
+              // the journal still reads as unfinished and untouched, which blocks nothing
+            }
+          }
+          return { takenOver: `${seen.info.runId} (${seen.why})`, unfinished };
+        }
       }
       continue;
     }
@@ -121,6 +138,8 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
 
   try {
     warnings.push(...store.prepare(recipe.name));
+    // http checks pass rejectUnauthorized explicitly, but database drivers and webhooks obey this variable
+    if (options.env.NODE_TLS_REJECT_UNAUTHORIZED === '0') warnings.push('NODE_TLS_REJECT_UNAUTHORIZED=0 is set: TLS certificates are NOT verified for database checks and notifications (http checks still verify) – unset it');
   } catch (error) {
     throw new PreflightError('SR_STATE_DIR', `cannot use the state directory ${options.stateDir}: ${(error as Error).message} – nothing was touched`, { cause: error });
   }
@@ -132,7 +151,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     journal = new Journal(journalPath, runId, { redact, ...options.journal });
     return await runLocked();
   } catch (error) {
-    if (error instanceof JournalWriteError && journal === null) {
+    if (error instanceof JournalWriteError && !journal?.touched) {
       throw new PreflightError('SR_JOURNAL_WRITE', `${error.message} – nothing was touched`, { cause: error });
     }
     throw error;
@@ -158,10 +177,6 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     const failedChecks: Array<{ phase: Phase; outcome: CheckOutcome }> = [];
 
     const send = (event: RunEvent) => emit(event);
-    const warn = (phase: Phase, message: string) => {
-      warnings.push(message);
-      send({ kind: 'warning', phase, message: redact(message) });
-    };
 
     if (options.onSignal) {
       unsubscribers.push(
@@ -443,7 +458,6 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     const notifyBase = { recipe: recipe.name, runId, ...(options.reason ? { userReason: options.reason } : {}) };
     const startedNotification = recipe.notify.length > 0 ? notifyAll(recipe.notify, payloadFor('started', notifyBase), redact) : Promise.resolve([]);
     let journalBroken: JournalWriteError | null = null;
-    let touched = false;
     for (let guard = 0; guard < 64 && !state.exit; guard++) {
       const phase = state.phase;
       // in recover mode the forward path is: resolve → kill what the dead run left → stop → activate → start → gates
@@ -459,16 +473,21 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         state = next(state, { kind: 'ok' });
         continue;
       }
-      send({ kind: 'phase_started', phase, detail: phaseDetail(phase) });
       let failure: string | null;
       try {
-        j.write({ type: 'phase', phase, status: 'started' });
-        if (phase === 'stop' || phase === 'activate' || phase === 'start') touched = true;
+        // journal first: whoever sees the event (or kills us after it) finds the phase on record
+        try {
+          j.write({ type: 'phase', phase, status: 'started' });
+        } finally {
+          send({ kind: 'phase_started', phase, detail: phaseDetail(phase) });
+        }
         if (phase === 'stop' && mode === 'recover' && unfinished) {
           const killed = await killRecordedGroups(unfinished, j);
           if (killed.length > 0) send({ kind: 'warning', phase, message: `killed process groups left by run ${unfinished.runId}: ${killed.join(', ')}` });
         }
         failure = phaseController.signal.aborted ? String((phaseController.signal.reason as Error)?.message) : await perform(phase, phaseController.signal);
+        // an interrupt that a phase rode out (a stop sped up to SIGKILL) still belongs to that phase; a proven release stays proven
+        if (failure === null && phaseController.signal.aborted && phase !== 'on_success') failure = String((phaseController.signal.reason as Error)?.message);
       } catch (error) {
         if (error instanceof JournalWriteError) {
           journalBroken = error;
@@ -500,7 +519,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       }
       if (journalBroken) {
         // refuse to go past a side effect that cannot be journaled
-        state = { ...state, phase: 'done', failures: [...state.failures, { phase, reason: journalBroken.message }], exit: touched ? { code: 3, outcome: 'failed' } : { code: 1, outcome: 'aborted' } };
+        state = { ...state, phase: 'done', failures: [...state.failures, { phase, reason: journalBroken.message }], exit: j.touched ? { code: 3, outcome: 'failed' } : { code: 1, outcome: 'aborted' } };
         break;
       }
       let event: MachineEvent;
@@ -647,4 +666,3 @@ function summarizeCheck(o: CheckOutcome, redact: (t: string) => string): CheckOu
   };
 }
 
-export { SafeRestartError };
