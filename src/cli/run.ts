@@ -5,7 +5,7 @@ import { RESTART_OPTIONS, askYesNo, checkReleaseFlag, createRenderer, loadForRes
 export const command: Command = {
   name: 'run',
   summary: 'Check dependencies, stop, switch release, start, prove health with gates; roll back when they fail.',
-  usage: 'run FILE [--release ID] [--var K=V] [--dry-run] [--state-dir DIR] [--json] [--reason TEXT]',
+  usage: 'run FILE [--release ID] [--var K=V]... [--dry-run] [--state-dir DIR] [--json | --quiet | --no-tty] [--reason TEXT] [--confirm] [--yes]',
   minPositionals: 1,
   maxPositionals: 1,
   options: {
