@@ -30,7 +30,7 @@ export const command: Command = {
   },
   help: 'Exit codes: 0 every check ready · 1 a check failed · 64 usage · 65 invalid recipe',
   async run(values, [file], io) {
-    const { loadRecipeFile } = await import('../recipe/load.js');
+    const { loadRecipeFileFast: loadRecipeFile } = await import('../recipe/load-fast.js');
     const { recipe, redactor, warnings } = await loadRecipeFile(file as string, {
       vars: parseVarFlags(values.var as string[] | undefined),
       env: io.env,

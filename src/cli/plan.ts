@@ -17,7 +17,7 @@ export const command: Command = {
   },
   help: 'Exit codes: 0 plan printed · 64 usage · 65 invalid recipe',
   async run(values, [file], io) {
-    const { RELEASE_ID_PATTERN, loadRecipeFile } = await import('../recipe/load.js');
+    const [{ RELEASE_ID_PATTERN }, { loadRecipeFileFast: loadRecipeFile }] = await Promise.all([import('../recipe/load-core.js'), import('../recipe/load-fast.js')]);
     const release = values.release as string | undefined;
     if (release !== undefined && !RELEASE_ID_PATTERN.test(release)) {
       throw new UsageError(`--release must match [A-Za-z0-9][A-Za-z0-9._-]* (got ${JSON.stringify(release)})`);

@@ -15,7 +15,7 @@ export const RESTART_OPTIONS: Options = {
 };
 
 export async function loadForRestart(file: string, values: Values, io: Io) {
-  const { loadRecipeFile } = await import('../recipe/load.js');
+  const { loadRecipeFileFast: loadRecipeFile } = await import('../recipe/load-fast.js');
   const vars = parseVarFlags(values.var as string[] | undefined);
   return loadRecipeFile(file, { vars, env: io.env });
 }

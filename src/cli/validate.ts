@@ -9,7 +9,7 @@ export const command: Command = {
   options: {},
   help: 'Prints one line per valid file. Exit 0 when all are valid; 65 with every problem of every file otherwise.',
   async run(_values, files, io) {
-    const { loadRecipeFile } = await import('../recipe/load.js');
+    const { loadRecipeFileFast: loadRecipeFile } = await import('../recipe/load-fast.js');
     const problems: RecipeProblem[] = [];
     for (const file of files) {
       try {

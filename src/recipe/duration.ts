@@ -1,5 +1,5 @@
 // Durations as written ("250ms", "1.5s", "2m", "1h", or whole milliseconds) to and from milliseconds.
-import { DURATION_PATTERN } from './schema.js';
+import { DURATION_PATTERN } from './constants.js';
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 

@@ -2,7 +2,8 @@
 // milliseconds, defaults from DEFAULTS are applied, every check gets its type and a readable, redacted label.
 import type { Redactor } from '../redact.js';
 import { parseDuration } from './duration.js';
-import { CHECK_TYPES, type WrittenCheck, type WrittenRecipe, type WrittenRunStep } from './schema.js';
+import { CHECK_TYPES } from './constants.js';
+import type { WrittenCheck, WrittenRecipe, WrittenRunStep } from './schema.js';
 import { describeCommand, describeDatabaseUrl, formatHostPort, parseHostPort } from './targets.js';
 import {
   DEFAULTS,

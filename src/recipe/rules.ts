@@ -2,7 +2,8 @@
 // violation is reported with both values, e.g. "gates[0].stable_for: 30s must be shorter than gates[0].timeout (20s)".
 import { constants } from 'node:os';
 import { DEFAULTS } from './types.js';
-import { CHECK_TYPES, type WrittenCheck, type WrittenRecipe, type WrittenRunStep } from './schema.js';
+import { CHECK_TYPES } from './constants.js';
+import type { WrittenCheck, WrittenRecipe, WrittenRunStep } from './schema.js';
 import { formatMs, formatWritten, MAX_DURATION_MS, parseDuration } from './duration.js';
 import { formatPath, type Path, type PathSegment } from './parse.js';
 import { parseHostPort, parseUrl } from './targets.js';

@@ -2,8 +2,10 @@
 // restart-recipe.schema.json (generated with z.toJSONSchema). Normalisation (durations to ms,
 // defaults, labels) happens after this, in normalize.ts.
 import { z } from 'zod';
+import { CHECK_TYPES, DURATION_PATTERN, type CheckType } from './constants.js';
 
-export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+export { CHECK_TYPES, DURATION_PATTERN, type CheckType };
+
 
 export const Duration = z
   .union([
@@ -66,8 +68,6 @@ export const HttpTarget = z.union(
   { error: 'expected a URL or a mapping { url, ... }' },
 );
 
-export const CHECK_TYPES = ['tcp', 'http', 'postgres', 'mysql', 'redis', 'command'] as const;
-export type CheckType = (typeof CHECK_TYPES)[number];
 
 const checkTiming = {
   name: CHECK_NAME.optional().meta({ description: 'Unique in its list; default: a readable label such as "tcp 127.0.0.1:9092".' }),

@@ -1,6 +1,6 @@
 // The normalised recipe: every duration in milliseconds, every default applied, every check
 // carrying its own type and label. This is what the runner, the checks and the plan read.
-import type { CheckType } from './schema.js';
+import type { CheckType } from './constants.js';
 
 export type { CheckType };
 
