@@ -6,6 +6,7 @@ import { checkAll, toJsonReport } from '../src/checks/run.js';
 import type { AttemptResult, Resolver } from '../src/checks/types.js';
 import { formatDuration, pollCheck } from '../src/poll.js';
 import type { CheckSpec, HttpProbe, TcpProbe } from '../src/recipe/types.js';
+import { freePort } from './support/servers.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -48,13 +49,6 @@ async function serveHttp(handler: http.RequestListener): Promise<string> {
   return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/healthz`;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('pollCheck', () => {
   it('notices a tcp dependency that comes up 1s after the check starts, promptly', async () => {

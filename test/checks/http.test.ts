@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attempt } from '../../src/checks/http.js';
 import type { AttemptContext, Resolver } from '../../src/checks/types.js';
 import type { HttpProbe } from '../../src/recipe/types.js';
+import { freePort } from '../support/servers.js';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
@@ -63,13 +64,6 @@ async function serve(handler: Handler, opts: { host?: string; tls?: boolean } = 
   return { port, base: `${opts.tls ? 'https' : 'http'}://${shown}:${port}`, sockets };
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('http attempt: status, body, method, headers', () => {
   it('passes on 2xx and keeps the evidence', async () => {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { attempt } from '../../src/checks/mysql.js';
 import type { AttemptContext } from '../../src/checks/types.js';
 import { pollCheck } from '../../src/poll.js';
-import { DEFAULTS, type CheckSpec } from '../../src/recipe/types.js';
+import type { CheckSpec } from '../../src/recipe/types.js';
+import { attemptContext, checkSpec } from '../support/checks.js';
 import { freePort, serverAvailability, startMariadb, startSilentServer, type MariadbHandle } from '../support/servers.js';
 
 const PASSWORD = 'My-s3cret/with:odd@chars';
@@ -12,23 +13,11 @@ const avail = serverAvailability('mariadb');
 if (!avail.ok) console.warn(avail.message);
 
 function ctx(timeoutMs = 5000): AttemptContext {
-  return { signal: AbortSignal.timeout(timeoutMs), timeoutMs };
+  return attemptContext(timeoutMs);
 }
 
 function spec(url: string, timing: Partial<CheckSpec> = {}): CheckSpec {
-  return {
-    name: 'db',
-    type: 'mysql',
-    target: 'mysql db',
-    probe: { type: 'mysql', url },
-    intervalMs: DEFAULTS.intervalMs,
-    attemptTimeoutMs: DEFAULTS.attemptTimeoutMs,
-    timeoutMs: 10_000,
-    initialDelayMs: 0,
-    successThreshold: 1,
-    stableForMs: 0,
-    ...timing,
-  };
+  return checkSpec({ type: 'mysql', url }, timing);
 }
 
 describe.skipIf(!avail.ok)('mysql check (MariaDB)', () => {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { attempt } from '../../src/checks/postgres.js';
 import type { AttemptContext } from '../../src/checks/types.js';
 import { pollCheck } from '../../src/poll.js';
-import { DEFAULTS, type CheckSpec } from '../../src/recipe/types.js';
+import type { CheckSpec } from '../../src/recipe/types.js';
+import { attemptContext, checkSpec } from '../support/checks.js';
 import {
   freePort,
   serverAvailability,
@@ -19,23 +20,11 @@ const avail = serverAvailability('postgres');
 if (!avail.ok) console.warn(avail.message);
 
 function ctx(timeoutMs = 5000): AttemptContext {
-  return { signal: AbortSignal.timeout(timeoutMs), timeoutMs };
+  return attemptContext(timeoutMs);
 }
 
 function spec(url: string, timing: Partial<CheckSpec> = {}): CheckSpec {
-  return {
-    name: 'db',
-    type: 'postgres',
-    target: 'postgres db',
-    probe: { type: 'postgres', url },
-    intervalMs: DEFAULTS.intervalMs,
-    attemptTimeoutMs: DEFAULTS.attemptTimeoutMs,
-    timeoutMs: 10_000,
-    initialDelayMs: 0,
-    successThreshold: 1,
-    stableForMs: 0,
-    ...timing,
-  };
+  return checkSpec({ type: 'postgres', url }, timing);
 }
 
 describe.skipIf(!avail.ok)('postgres check', () => {
