@@ -6,6 +6,7 @@ import mysql from 'mysql2';
 import type { AttemptError, AttemptFn, AttemptResult } from './types.js';
 import type { UrlProbe } from '../recipe/types.js';
 import { Redactor } from '../redact.js';
+import { abortError, errorCode, raceDeadline } from './deadline.js';
 
 interface Target {
   label: string;
@@ -76,12 +77,6 @@ async function sslOptions(t: Target): Promise<mysql.SslOptions | undefined> {
   }
 }
 
-function errorCode(err: unknown): string | undefined {
-  const e = err as { code?: unknown; errors?: unknown[] };
-  if (typeof e?.code === 'string') return e.code;
-  if (Array.isArray(e?.errors) && e.errors.length > 0) return errorCode(e.errors[0]);
-  return undefined;
-}
 
 function classify(err: unknown): AttemptError {
   const message = err instanceof Error ? err.message : String(err);
@@ -144,7 +139,6 @@ export const attempt: AttemptFn<UrlProbe> = async (probe, ctx) => {
     return fail(classify(err));
   }
 
-  const started = Date.now();
   // The driver's own connect timer is a backstop; our deadline below fires first and names the stage.
   const conn = mysql.createConnection({ ...t.options, ...(ssl ? { ssl } : {}), connectTimeout: ctx.timeoutMs + 1000 });
   conn.on('error', () => undefined);
@@ -154,23 +148,6 @@ export const attempt: AttemptFn<UrlProbe> = async (probe, ctx) => {
     stage = 'waiting for the server handshake';
   });
 
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), ctx.timeoutMs);
-  const onAbort = (): void => deadline.abort();
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const aborted = new Promise<'aborted'>((resolve) => {
-    deadline.signal.addEventListener(
-      'abort',
-      () => {
-        // mysql2's destroy() only half-closes; destroying the socket releases it now.
-        socketOf(conn).destroy();
-        socket.destroy();
-        resolve('aborted');
-      },
-      { once: true },
-    );
-  });
-
   const work = new Promise<void>((resolve, reject) => {
     conn.connect((err) => {
       if (err) return reject(err);
@@ -178,20 +155,14 @@ export const attempt: AttemptFn<UrlProbe> = async (probe, ctx) => {
       conn.query('SELECT 1', (qerr) => (qerr ? reject(qerr) : resolve()));
     });
   });
-  // The losing side of the race must not become an unhandled rejection.
-  work.catch(() => undefined);
-
+  // mysql2's destroy() only half-closes; destroying the socket releases it now.
+  const raced = await raceDeadline(ctx, () => (socketOf(conn).destroy(), socket.destroy()), work);
   try {
-    const outcome = await Promise.race([work.then(() => 'done' as const), aborted]);
-    if (outcome === 'aborted') return fail(abortError(ctx.timeoutMs, Date.now() - started, stage));
+    if (raced.outcome === 'aborted') return fail(abortError(ctx.timeoutMs, raced.elapsedMs, stage));
+    if (raced.outcome === 'failed') return fail(classify(raced.error));
     const tls = ssl ? `, TLS ssl-mode=${t.sslMode}` : '';
     return { ok: true, detail: `mysql ${t.label}: SELECT 1 ok as ${t.user || 'anonymous'}${tls}`, error: null };
-  } catch (err) {
-    if (deadline.signal.aborted) return fail(abortError(ctx.timeoutMs, Date.now() - started, stage));
-    return fail(classify(err));
   } finally {
-    clearTimeout(timer);
-    ctx.signal.removeEventListener('abort', onAbort);
     await closeConnection(conn);
     socket.destroy();
   }
@@ -218,9 +189,3 @@ async function closeConnection(conn: mysql.Connection): Promise<void> {
   stream.destroy();
 }
 
-/** Timed out (the attempt's own deadline) or cancelled early by the caller's signal. */
-function abortError(timeoutMs: number, elapsedMs: number, stage: string): AttemptError {
-  // The caller's signal may fire a hair before our own timer at the same deadline; that is still a timeout.
-  if (elapsedMs >= timeoutMs - 10) return { code: 'ETIMEDOUT', message: `no answer within ${timeoutMs}ms (while ${stage})` };
-  return { code: 'ABORTED', message: `attempt cancelled after ${elapsedMs}ms (while ${stage})` };
-}

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { AttemptError, AttemptFn, AttemptResult } from './types.js';
 import type { UrlProbe } from '../recipe/types.js';
 import { Redactor } from '../redact.js';
+import { abortError, errorCode, raceDeadline } from './deadline.js';
 
 // Parameters we interpret ourselves; pg's own parsing of them treats `prefer` as "TLS required".
 const TLS_PARAMS = ['sslmode', 'ssl', 'sslcert', 'sslkey', 'sslrootcert', 'sslnegotiation', 'uselibpqcompat', 'sslpassword'];
@@ -83,12 +84,6 @@ async function tlsOptions(t: Target): Promise<false | ConnectionOptions> {
   return { ...files, rejectUnauthorized: true, checkServerIdentity: () => undefined };
 }
 
-function errorCode(err: unknown): string | undefined {
-  const e = err as { code?: unknown; errors?: unknown[] };
-  if (typeof e?.code === 'string') return e.code;
-  if (Array.isArray(e?.errors) && e.errors.length > 0) return errorCode(e.errors[0]);
-  return undefined;
-}
 
 function classify(err: unknown, t: Target): AttemptError {
   const message = err instanceof Error ? err.message : String(err);
@@ -154,43 +149,19 @@ export const attempt: AttemptFn<UrlProbe> = async (probe, ctx) => {
     stage = ssl ? 'waiting for the TLS/startup handshake' : 'waiting for the startup handshake';
   });
 
-  const started = Date.now();
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), ctx.timeoutMs);
-  const onAbort = (): void => deadline.abort();
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const aborted = new Promise<'aborted'>((resolve) => {
-    deadline.signal.addEventListener(
-      'abort',
-      () => {
-        // Destroying the socket makes pending pg promises reject at once; nothing is left hanging.
-        client.connection.stream.destroy();
-        raw.destroy();
-        resolve('aborted');
-      },
-      { once: true },
-    );
-  });
-
   const work = (async () => {
     await client.connect();
     stage = 'running SELECT 1';
     await client.query('SELECT 1');
   })();
-  // The losing side of the race must not become an unhandled rejection.
-  work.catch(() => undefined);
-
+  // Destroying the socket makes pending pg promises reject at once; nothing is left hanging.
+  const raced = await raceDeadline(ctx, () => (client.connection.stream.destroy(), raw.destroy()), work);
   try {
-    const outcome = await Promise.race([work.then(() => 'done' as const), aborted]);
-    if (outcome === 'aborted') return fail(abortError(ctx.timeoutMs, Date.now() - started, stage));
+    if (raced.outcome === 'aborted') return fail(abortError(ctx.timeoutMs, raced.elapsedMs, stage));
+    if (raced.outcome === 'failed') return fail(classify(raced.error, t));
     const tls = ssl ? `, TLS sslmode=${t.sslmode}` : '';
     return { ok: true, detail: `postgres ${t.label}: SELECT 1 ok as ${t.user || 'default user'}${tls}`, error: null };
-  } catch (err) {
-    if (deadline.signal.aborted) return fail(abortError(ctx.timeoutMs, Date.now() - started, stage));
-    return fail(classify(err, t));
   } finally {
-    clearTimeout(timer);
-    ctx.signal.removeEventListener('abort', onAbort);
     await closeClient(client);
     raw.destroy();
   }
@@ -212,9 +183,3 @@ async function closeClient(client: pg.Client): Promise<void> {
   stream.destroy();
 }
 
-/** Timed out (the attempt's own deadline) or cancelled early by the caller's signal. */
-function abortError(timeoutMs: number, elapsedMs: number, stage: string): AttemptError {
-  // The caller's signal may fire a hair before our own timer at the same deadline; that is still a timeout.
-  if (elapsedMs >= timeoutMs - 10) return { code: 'ETIMEDOUT', message: `no answer within ${timeoutMs}ms (while ${stage})` };
-  return { code: 'ABORTED', message: `attempt cancelled after ${elapsedMs}ms (while ${stage})` };
-}

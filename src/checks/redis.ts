@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import type { AttemptError, AttemptFn, AttemptResult } from './types.js';
 import type { UrlProbe } from '../recipe/types.js';
 import { Redactor } from '../redact.js';
+import { abortError, errorCode, raceDeadline } from './deadline.js';
 
 interface Target {
   label: string;
@@ -43,12 +44,6 @@ function parseTarget(url: string): Target {
   };
 }
 
-function errorCode(err: unknown): string | undefined {
-  const e = err as { code?: unknown; errors?: unknown[] };
-  if (typeof e?.code === 'string') return e.code;
-  if (Array.isArray(e?.errors) && e.errors.length > 0) return errorCode(e.errors[0]);
-  return undefined;
-}
 
 function classify(err: unknown, t: Target): AttemptError {
   const message = err instanceof Error ? err.message : String(err);
@@ -87,7 +82,6 @@ export const attempt: AttemptFn<UrlProbe> = async (probe, ctx) => {
   };
   if (ctx.signal.aborted) return fail({ code: 'ABORTED', message: 'attempt cancelled before it started' });
 
-  const started = Date.now();
   // One connection, one try: no reconnects, no queued retries, no ready check (it would wait out LOADING).
   // AUTH and SELECT are sent by us, not by ioredis, so their replies are reported as they are.
   const client = new Redis({
@@ -115,21 +109,6 @@ export const attempt: AttemptFn<UrlProbe> = async (probe, ctx) => {
   });
   let stage = t.tls ? 'connecting (TCP and TLS handshake)' : 'connecting';
 
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), ctx.timeoutMs);
-  const onAbort = (): void => deadline.abort();
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const aborted = new Promise<'aborted'>((resolve) => {
-    deadline.signal.addEventListener(
-      'abort',
-      () => {
-        destroy(client);
-        resolve('aborted');
-      },
-      { once: true },
-    );
-  });
-
   const work = (async () => {
     try {
       await client.connect();
@@ -148,20 +127,13 @@ export const attempt: AttemptFn<UrlProbe> = async (probe, ctx) => {
     stage = 'waiting for PONG';
     return client.ping();
   })();
-  // The losing side of the race must not become an unhandled rejection.
-  work.catch(() => undefined);
-
+  const raced = await raceDeadline(ctx, () => destroy(client), work);
   try {
-    const outcome = await Promise.race([work, aborted]);
-    if (outcome === 'aborted') return fail(abortError(ctx.timeoutMs, Date.now() - started, stage));
-    if (outcome !== 'PONG') return fail({ code: 'REDIS_UNEXPECTED_REPLY', message: `PING answered "${String(outcome).slice(0, 100)}", not PONG` });
+    if (raced.outcome === 'aborted') return fail(abortError(ctx.timeoutMs, raced.elapsedMs, stage));
+    if (raced.outcome === 'failed') return fail(classify(raced.error, t));
+    if (raced.value !== 'PONG') return fail({ code: 'REDIS_UNEXPECTED_REPLY', message: `PING answered "${String(raced.value).slice(0, 100)}", not PONG` });
     return { ok: true, detail: `redis ${t.label}: PONG${t.tls ? ' over TLS' : ''}`, error: null };
-  } catch (err) {
-    if (deadline.signal.aborted) return fail(abortError(ctx.timeoutMs, Date.now() - started, stage));
-    return fail(classify(err, t));
   } finally {
-    clearTimeout(timer);
-    ctx.signal.removeEventListener('abort', onAbort);
     destroy(client);
   }
 };
@@ -172,9 +144,3 @@ function destroy(client: Redis): void {
   (client.stream as { destroy?: () => void } | undefined)?.destroy?.();
 }
 
-/** Timed out (the attempt's own deadline) or cancelled early by the caller's signal. */
-function abortError(timeoutMs: number, elapsedMs: number, stage: string): AttemptError {
-  // The caller's signal may fire a hair before our own timer at the same deadline; that is still a timeout.
-  if (elapsedMs >= timeoutMs - 10) return { code: 'ETIMEDOUT', message: `no answer within ${timeoutMs}ms (while ${stage})` };
-  return { code: 'ABORTED', message: `attempt cancelled after ${elapsedMs}ms (while ${stage})` };
-}
