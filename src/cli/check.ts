@@ -38,6 +38,10 @@ export const command: Command = {
     });
     const redact = (text: string): string => redactor.redact(text);
     for (const w of warnings) io.stderr.write(`${redact(w)}\n`);
+    // database drivers obey this variable (http checks verify regardless), as run and recover warn too
+    if (io.env.NODE_TLS_REJECT_UNAUTHORIZED === '0') {
+      io.stderr.write('warning: NODE_TLS_REJECT_UNAUTHORIZED=0 is set: TLS certificates are NOT verified for database checks (http checks still verify) – unset it\n');
+    }
 
     const selected = selectChecks(recipe.dependencies, values.gates === true ? recipe.gates : [], values.only as string[] | undefined);
     const { checkAll, toJsonReport } = await import('../checks/run.js');

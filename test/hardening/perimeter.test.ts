@@ -6,12 +6,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync }
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
-import type { Sandbox } from '../support/sandbox.js';
+import { CLI, type Sandbox } from '../support/sandbox.js';
 import { attempt } from '../../src/checks/http.js';
 import type { HttpProbe } from '../../src/recipe/types.js';
 import { loadRecipeText } from '../../src/recipe/load.js';
 import { RecipeError } from '../../src/errors.js';
 import { cliPlain, fastParts, fastSandbox, selfSignedCert, serving, summaryOf, teardown } from '../faults/helpers.js';
+import { spawnSync } from 'node:child_process';
 
 let s: Sandbox | null = null;
 const servers: Array<http.Server | https.Server> = [];
@@ -54,6 +55,14 @@ describe('TLS', () => {
     expect(summaryOf(r).description).toMatch(/TLS_UNTRUSTED/);
     const human = await s.cli(['run', s.recipe(fastParts(s, { dependencies: deps })), '--release', 'v2'], { env, json: false });
     expect(human.stderr).toMatch(/NODE_TLS_REJECT_UNAUTHORIZED=0/);
+    // check warns too (it takes no state dir, so it runs outside the sandbox's CLI helper)
+    const check = spawnSync(process.execPath, [CLI, 'check', s.recipe(fastParts(s, { dependencies: deps })), '--once'], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(check.status).toBe(1);
+    expect(check.stderr).toMatch(/NODE_TLS_REJECT_UNAUTHORIZED=0 is set: TLS certificates are NOT verified/);
   });
 });
 
