@@ -2,6 +2,7 @@
 // Commands are imported lazily so `--version` and `validate` never load database drivers.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { packageRoot } from './package-root.js';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { EXIT, RecipeError, SafeRestartError, UsageError } from './errors.js';
@@ -179,4 +180,11 @@ export function parseVarFlags(raw: string[] | undefined): Record<string, string>
     vars[name] = item.slice(eq + 1);
   }
   return vars;
+}
+
+// `node dist/cli.js …` works too (the bin imports the bundle and calls main itself)
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }
