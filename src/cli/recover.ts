@@ -1,5 +1,5 @@
 import type { Command } from '../cli.js';
-import { RESTART_OPTIONS, createRenderer, loadForRestart, stateDirFor } from './restart-common.js';
+import { RESTART_OPTIONS, loadForRestart, restartFromCli } from './restart-common.js';
 
 export const command: Command = {
   name: 'recover',
@@ -12,21 +12,6 @@ export const command: Command = {
   help: 'Exit codes: 2 healthy again · 1 failed before any change · 3 still not healthy, needs a human · 4 a live run holds the lock',
   async run(values, [file], io) {
     const loaded = await loadForRestart(file as string, values, io);
-    const { runRestart, newRunId } = await import('../runner/run.js');
-    const runId = newRunId();
-    const emit = await createRenderer(values, io, runId);
-    const summary = await runRestart({
-      recipe: loaded.recipe,
-      redact: (t) => loaded.redactor.redact(t),
-      stateDir: await stateDirFor(values, io),
-      reason: values.reason as string | undefined,
-      env: io.env,
-      emit,
-      onSignal: io.onSignal,
-      runId,
-      mode: 'recover',
-      warnings: loaded.warnings,
-    });
-    return summary.exitCode;
+    return restartFromCli(values, io, loaded, { mode: 'recover' });
   },
 };

@@ -3,6 +3,7 @@ import type { Io, Options, Values } from '../cli.js';
 import { parseVarFlags } from '../cli.js';
 import { UsageError } from '../errors.js';
 import type { EventSink } from '../report/events.js';
+import type { LoadedRecipe } from '../recipe/load-core.js';
 import { appendFileSync } from 'node:fs';
 
 export const RESTART_OPTIONS: Options = {
@@ -76,4 +77,24 @@ export async function askYesNo(io: Io, question: string): Promise<boolean> {
   } finally {
     rl.close();
   }
+}
+
+/** Run (or recover) with the CLI's renderers, state directory and signals; returns the exit code. */
+export async function restartFromCli(values: Values, io: Io, loaded: LoadedRecipe, extra: { release?: string; mode: 'run' | 'recover' }): Promise<number> {
+  const { runRestart, newRunId } = await import('../runner/run.js');
+  const runId = newRunId();
+  const summary = await runRestart({
+    recipe: loaded.recipe,
+    redact: (t) => loaded.redactor.redact(t),
+    stateDir: await stateDirFor(values, io),
+    ...(extra.release !== undefined ? { release: extra.release } : {}),
+    reason: values.reason as string | undefined,
+    env: io.env,
+    emit: await createRenderer(values, io, runId),
+    onSignal: io.onSignal,
+    runId,
+    mode: extra.mode,
+    warnings: loaded.warnings,
+  });
+  return summary.exitCode;
 }

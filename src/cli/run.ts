@@ -1,6 +1,6 @@
 import type { Command } from '../cli.js';
 import { UsageError } from '../errors.js';
-import { RESTART_OPTIONS, askYesNo, checkReleaseFlag, createRenderer, loadForRestart, stateDirFor } from './restart-common.js';
+import { RESTART_OPTIONS, askYesNo, checkReleaseFlag, loadForRestart, restartFromCli } from './restart-common.js';
 
 export const command: Command = {
   name: 'run',
@@ -36,21 +36,6 @@ export const command: Command = {
         return 1;
       }
     }
-    const { runRestart, newRunId } = await import('../runner/run.js');
-    const runId = newRunId();
-    const emit = await createRenderer(values, io, runId);
-    const summary = await runRestart({
-      recipe: loaded.recipe,
-      redact: (t) => loaded.redactor.redact(t),
-      stateDir: await stateDirFor(values, io),
-      release,
-      reason: values.reason as string | undefined,
-      env: io.env,
-      emit,
-      onSignal: io.onSignal,
-      runId,
-      warnings: loaded.warnings,
-    });
-    return summary.exitCode;
+    return restartFromCli(values, io, loaded, { release, mode: 'run' });
   },
 };
