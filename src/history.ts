@@ -1,7 +1,7 @@
 // Past runs and per-recipe status, read from the journals in the state directory.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { digestJournal, readJournal, type JournalDigest } from './runner/journal.js';
+import { digestJournal, findUnfinishedRun, readJournal, type JournalDigest } from './runner/journal.js';
 import { inspectLock } from './runner/lock.js';
 import { StateStore } from './runner/state.js';
 
@@ -21,6 +21,8 @@ export interface RunRecord {
   reason: string;
   /** --reason given by whoever started the run */
   userReason: string | null;
+  /** the run that accounted for this one after it died (recover, or a takeover of its untouched lock) */
+  recoveredBy: string | null;
   journal: string;
 }
 
@@ -45,8 +47,7 @@ function recipesIn(store: StateStore, only?: string): string[] {
 function toRecord(recipe: string, journal: string, digest: JournalDigest, live: boolean): RunRecord {
   const s = digest.summary;
   const header = digest.header;
-  let outcome: HistoryOutcome = s?.outcome ?? (live ? 'in_progress' : 'unfinished');
-  if (!s && digest.recoveredBy) outcome = 'unfinished';
+  const outcome: HistoryOutcome = s?.outcome ?? (live ? 'in_progress' : 'unfinished');
   return {
     runId: digest.runId,
     recipe,
@@ -63,6 +64,7 @@ function toRecord(recipe: string, journal: string, digest: JournalDigest, live: 
         ? `in progress${digest.inFlight ? ` (${digest.inFlight.phase})` : ''}`
         : `died during ${digest.inFlight?.phase ?? 'an unknown phase'}${digest.recoveredBy ? ` – recovered by run ${digest.recoveredBy}` : ''}`),
     userReason: header?.reason ?? null,
+    recoveredBy: digest.recoveredBy,
     journal,
   };
 }
@@ -98,11 +100,12 @@ export function recipeStatuses(stateDir: string, recipe?: string): RecipeStatus[
     const runs = listRuns(stateDir, { recipe: name });
     const lock = inspectLockSafe(store.lockPath(name));
     const inProgress = lock.state === 'live';
-    const newestTouching = runs.find((r) => r.outcome !== 'in_progress');
-    const unfinished = !inProgress && runs.some((r) => r.outcome === 'unfinished' && !/recovered by/.test(r.reason)) && newestTouching?.outcome === 'unfinished';
+    // the same test the next `run` applies before it refuses with exit 4
+    const dead = inProgress ? null : findUnfinishedRun(store.runsDir(name));
+    const unfinished = dead !== null;
     const lastRun = runs[0] ?? null;
-    const advice = unfinished
-      ? `run \`safe-restart recover\` on the ${name} recipe: run ${newestTouching?.runId} died during a restart`
+    const advice = dead
+      ? `run \`safe-restart recover\` on the ${name} recipe: run ${dead.runId} died during a restart`
       : lastRun?.outcome === 'failed'
         ? `the last run needs a human (exit 3): see ${lastRun.journal}`
         : null;

@@ -1,6 +1,7 @@
 // One JSONL journal per run: an intent record before each side effect, a done record after it,
 // each written with fsync. After any crash (even SIGKILL) the journal shows what was in flight.
-import { closeSync, constants, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, fsyncSync, openSync, readFileSync, readdirSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { SafeRestartError, EXIT } from '../errors.js';
 import type { Phase, Summary } from '../report/events.js';
 
@@ -206,4 +207,40 @@ export function digestJournal(records: JournalRecord[]): JournalDigest {
     targetRelease: releases?.targetRelease ?? header?.targetRelease ?? null,
     children,
   };
+}
+
+/** A run that touched something and never finished, and no recover has accounted for it: the next run must refuse. */
+export function needsRecovery(d: JournalDigest): boolean {
+  return d.touched && !d.finished && d.recoveredBy === null;
+}
+
+/** "gates (healthz)": what the dead run was doing, for messages. */
+export function describeInFlight(d: JournalDigest): string {
+  return d.inFlight ? `${d.inFlight.phase}${d.inFlight.action ? ` (${d.inFlight.action})` : ''}` : 'unknown';
+}
+
+/** The newest run in runsDir when it needs recovery (an older unfinished run was already superseded). */
+export function findUnfinishedRun(runsDir: string): JournalDigest | null {
+  let files: string[];
+  try {
+    files = readdirSync(runsDir).filter((f) => f.endsWith('.jsonl')).sort().reverse();
+  } catch {
+    return null;
+  }
+  for (const f of files) {
+    const digest = digestJournal(readJournal(join(runsDir, f)));
+    if (digest.finished) return null;
+    if (needsRecovery(digest)) return digest;
+  }
+  return null;
+}
+
+/** Close a dead run's journal by naming the run that accounted for it. Best effort: false when it cannot. */
+export function markRecovered(path: string, deadRunId: string, by: string): boolean {
+  try {
+    appendFileSync(path, `${JSON.stringify({ ts: new Date().toISOString(), runId: deadRunId, seq: -1, type: 'recovered', by })}\n`);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { EXIT, LockedError, PreflightError } from '../errors.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, StepSpec, StopSpec, StartSpec } from '../recipe/types.js';
 import type { CheckOutcomeSummary, EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
@@ -13,7 +13,7 @@ import { runStep, type StepResult } from '../process/step.js';
 import { spawnDaemon } from '../process/daemon.js';
 import { stopByPidfile } from '../process/stop.js';
 import { isAlive, readPidfile } from '../process/group.js';
-import { Journal, JournalWriteError, digestJournal, readJournal, type JournalOptions } from './journal.js';
+import { Journal, JournalWriteError, describeInFlight, digestJournal, findUnfinishedRun, markRecovered, needsRecovery, readJournal, type JournalOptions } from './journal.js';
 import { currentLockInfo, inspectLock, procStartTime, releaseLock, takeOverDeadLock, tryCreateLock } from './lock.js';
 import { initialState, next, withReleases, type MachineEvent, type MachineState } from './machine.js';
 import { RELEASE_ID, readCurrentRelease, releaseExists, switchSymlink, type CommandRunner } from './release.js';
@@ -65,34 +65,27 @@ async function acquire(store: StateStore, recipe: ResolvedRecipe, runId: string,
   for (let round = 0; round < 10_000; round++) {
     if (tryCreateLock(path, me)) {
       // a run that ended without journaling its end (it could not write) blocks the next run like a dead one
-      const left = mode === 'run' ? findUnfinished(store, recipe.name) : null;
+      const left = mode === 'run' ? findUnfinishedRun(store.runsDir(recipe.name)) : null;
       if (!left) return { takenOver: null, unfinished: null };
       releaseLock(path, runId);
-      const inFlight = left.inFlight ? `${left.inFlight.phase}${left.inFlight.action ? ` (${left.inFlight.action})` : ''}` : 'unknown';
-      throw new LockedError('SR_UNFINISHED_RUN', `run ${left.runId} of ${recipe.name} never finished: it stopped during ${inFlight} – run \`safe-restart recover ${recipe.file}\` first`);
+      throw new LockedError('SR_UNFINISHED_RUN', `run ${left.runId} of ${recipe.name} never finished: it stopped during ${describeInFlight(left)} – run \`safe-restart recover ${recipe.file}\` first`);
     }
     const seen = inspectLock(path);
     if (seen.state === 'free') continue;
     if (seen.state === 'dead') {
       const digest = seen.info.journal && existsSync(seen.info.journal) ? digestJournal(readJournal(seen.info.journal)) : null;
-      const unfinished = digest && digest.touched && !digest.finished && !digest.recoveredBy ? digest : null;
+      const unfinished = digest && needsRecovery(digest) ? digest : null;
       if (unfinished && mode === 'run') {
-        const inFlight = unfinished.inFlight ? `${unfinished.inFlight.phase}${unfinished.inFlight.action ? ` (${unfinished.inFlight.action})` : ''}` : 'unknown';
         throw new LockedError(
           'SR_UNFINISHED_RUN',
-          `run ${seen.info.runId} of ${recipe.name} (pid ${seen.info.pid}, started ${seen.info.startedAt}) died during ${inFlight} – run \`safe-restart recover ${recipe.file}\` first (journal: ${seen.info.journal})`,
+          `run ${seen.info.runId} of ${recipe.name} (pid ${seen.info.pid}, started ${seen.info.startedAt}) died during ${describeInFlight(unfinished)} – run \`safe-restart recover ${recipe.file}\` first (journal: ${seen.info.journal})`,
         );
       }
       if (takeOverDeadLock(path, seen.info)) {
         if (tryCreateLock(path, me)) {
           // a dead run that touched nothing needs no recover: its journal is closed by naming who took over
-          if (digest && !unfinished && !digest.finished && !digest.recoveredBy) {
-            try {
-              appendFileSync(seen.info.journal, `${JSON.stringify({ ts: new Date().toISOString(), runId: digest.runId, seq: -1, type: 'recovered', by: runId })}\n`);
-            } catch {
-              // the journal still reads as unfinished and untouched, which blocks nothing
-            }
-          }
+          // (if that fails the journal still reads as unfinished and untouched, which blocks nothing)
+          if (digest && !unfinished && !digest.finished && digest.recoveredBy === null) markRecovered(seen.info.journal, digest.runId, runId);
           return { takenOver: `${seen.info.runId} (${seen.why})`, unfinished };
         }
       }
@@ -107,22 +100,6 @@ async function acquire(store: StateStore, recipe: ResolvedRecipe, runId: string,
     await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
   }
   throw new LockedError('SR_LOCKED', `could not take the lock ${path}`);
-}
-
-/** recover without a dead lock: the newest journal that never finished and touched something. */
-function findUnfinished(store: StateStore, recipe: string): ReturnType<typeof digestJournal> | null {
-  let files: string[];
-  try {
-    files = readdirSync(store.runsDir(recipe)).filter((f) => f.endsWith('.jsonl')).sort().reverse();
-  } catch {
-    return null;
-  }
-  for (const f of files) {
-    const digest = digestJournal(readJournal(join(store.runsDir(recipe), f)));
-    if (digest.finished) return null;
-    if (digest.touched && !digest.recoveredBy) return digest;
-  }
-  return null;
 }
 
 /** Run one restart (or recover) to its end. Never throws for run failures: the summary says what happened. */
@@ -163,7 +140,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
 
   async function runLocked(): Promise<Summary> {
     const j = journal as Journal;
-    const unfinished = mode === 'recover' ? (lock.unfinished ?? findUnfinished(store, recipe.name)) : null;
+    const unfinished = mode === 'recover' ? (lock.unfinished ?? findUnfinishedRun(store.runsDir(recipe.name))) : null;
     const recorded = store.readRecipeState(recipe.name);
     if (lock.takenOver) warnings.push(`took over the lock of dead run ${lock.takenOver}`);
 
@@ -177,11 +154,14 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     const failedChecks: Array<{ phase: Phase; outcome: CheckOutcome }> = [];
 
     const send = (event: RunEvent) => emit(event);
+    let lastSignal: NodeJS.Signals | null = null;
+    const interruptReason = () => `interrupted by ${lastSignal ?? 'a signal'}`;
 
     if (options.onSignal) {
       unsubscribers.push(
         options.onSignal((signal) => {
           interruptCount++;
+          lastSignal = signal;
           if (rollingBack && interruptCount < 2) {
             send({ kind: 'signal', phase: state.phase, signal, action: 'rollback in progress – send it again to abandon the rollback (exit 3)' });
             return;
@@ -460,11 +440,6 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     let journalBroken: JournalWriteError | null = null;
     for (let guard = 0; guard < 64 && !state.exit; guard++) {
       const phase = state.phase;
-      // in recover mode the forward path is: resolve → kill what the dead run left → stop → activate → start → gates
-      if (phase === 'before_stop' && mode === 'recover') {
-        state = next(state, { kind: 'ok' });
-        continue;
-      }
       rollingBack = phase.startsWith('rollback_') || phase === 'on_rollback' || phase === 'cleanup_stop';
       const skip = skipReason(phase);
       const started = elapsed();
@@ -485,9 +460,9 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
           const killed = await killRecordedGroups(unfinished, j);
           if (killed.length > 0) send({ kind: 'warning', phase, message: `killed process groups left by run ${unfinished.runId}: ${killed.join(', ')}` });
         }
-        failure = phaseController.signal.aborted ? String((phaseController.signal.reason as Error)?.message) : await perform(phase, phaseController.signal);
+        failure = phaseController.signal.aborted ? interruptReason() : await perform(phase, phaseController.signal);
         // an interrupt that a phase rode out (a stop sped up to SIGKILL) still belongs to that phase; a proven release stays proven
-        if (failure === null && phaseController.signal.aborted && phase !== 'on_success') failure = String((phaseController.signal.reason as Error)?.message);
+        if (failure === null && phaseController.signal.aborted && phase !== 'on_success') failure = interruptReason();
       } catch (error) {
         if (error instanceof JournalWriteError) {
           journalBroken = error;
@@ -525,7 +500,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       let event: MachineEvent;
       if (failure === null) event = { kind: 'ok' };
       else if (interrupted) {
-        const signalName = /SIG[A-Z]+/.exec(String((phaseController.signal.reason as Error)?.message))?.[0] ?? 'SIGINT';
+        const signalName = lastSignal ?? 'SIGINT';
         event = rollingBack && interruptCount >= 2 ? { kind: 'abandon', signal: signalName } : { kind: 'interrupted', signal: signalName };
         if (!rollingBack) failureDetails.push(`interrupted by ${signalName} during ${phase}`);
       } else event = { kind: 'failed', reason: failure };
@@ -539,6 +514,8 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     }
 
     function skipReason(phase: Phase): string | null {
+      // recover's forward path: resolve → kill what the dead run left → stop → activate → start → gates
+      if (phase === 'before_stop' && mode === 'recover') return 'recover runs no before_stop hooks';
       if (phase === 'rollback_activate' && (!recipe.release || previous === null)) return 'nothing to re-activate';
       if (phase === 'rollback_steps' && recipe.rollback.steps.length === 0) return 'no rollback steps';
       if (phase === 'activate' && (!recipe.release || target === null || target === previous) && mode === 'run') return 'in-place restart';
@@ -566,12 +543,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     const exit = state.exit ?? { code: 3 as const, outcome: 'failed' as const };
     if (mode === 'recover' && unfinished && exit.code !== 3) {
       // the dead run is now accounted for
-      try {
-        const path = unfinished.header ? store.journalPath(recipe.name, unfinished.runId) : null;
-        if (path) appendFileSync(path, `${JSON.stringify({ ts: new Date().toISOString(), runId: unfinished.runId, seq: -1, type: 'recovered', by: runId })}\n`);
-      } catch {
-        warnings.push(`could not mark run ${unfinished.runId} as recovered`);
-      }
+      if (!markRecovered(store.journalPath(recipe.name, unfinished.runId), unfinished.runId, runId)) warnings.push(`could not mark run ${unfinished.runId} as recovered`);
     }
     const recoverExit = mode === 'recover' && exit.code === 0 ? { code: EXIT.rolledBack as 2, outcome: 'rolled_back' as const } : exit;
     const described = describeOutcome({
