@@ -74,18 +74,16 @@ export function createHumanRenderer(opts: HumanOptions): EventSink {
   };
 
   return (event: RunEvent) => {
-    if (opts.github && !opts.quiet && event.kind === 'phase_finished') {
-      const text = renderWith(renderers, event);
-      if (text) opts.write(`${stamp()} ${text}\n`);
-      opts.write('::endgroup::\n');
-      return;
-    }
-    if (opts.github && !opts.quiet && event.kind === 'phase_started') opts.write(`::group::${escapeData(`${event.phase}${event.detail ? `: ${event.detail}` : ''}`)}\n`);
+    const grouped = opts.github && !opts.quiet;
+    if (grouped && event.kind === 'phase_started') opts.write(`::group::${escapeData(`${event.phase}${event.detail ? `: ${event.detail}` : ''}`)}\n`);
     for (const line of github(event)) opts.write(`${line}\n`);
-    if (opts.quiet && event.kind !== 'summary') return;
-    const text = opts.quiet && event.kind === 'summary' ? `${event.summary.description} (exit ${event.summary.exitCode})` : renderWith(renderers, event);
-    if (text === null) return;
-    const out = event.kind === 'summary' ? text : text.split('\n').map((l, i) => (i === 0 ? `${stamp()} ${l}` : `${' '.repeat(stamp().length)} ${l}`)).join('\n');
-    opts.write(`${out}\n`);
+    if (!opts.quiet || event.kind === 'summary') {
+      const text = opts.quiet && event.kind === 'summary' ? `${event.summary.description} (exit ${event.summary.exitCode})` : renderWith(renderers, event);
+      if (text !== null) {
+        const out = event.kind === 'summary' ? text : text.split('\n').map((l, i) => (i === 0 ? `${stamp()} ${l}` : `${' '.repeat(stamp().length)} ${l}`)).join('\n');
+        opts.write(`${out}\n`);
+      }
+    }
+    if (grouped && event.kind === 'phase_finished') opts.write('::endgroup::\n');
   };
 }
