@@ -15,6 +15,8 @@ export interface Io {
   cwd: string;
   /** Subscribe to SIGINT/SIGTERM for the duration of a command; returns an unsubscribe function. */
   onSignal(handler: (signal: NodeJS.Signals) => void): () => void;
+  /** Subscribe to SIGHUP (the terminal went away); while subscribed it does not end the process. */
+  onHangup?(handler: () => void): () => void;
 }
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -36,6 +38,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   run: () => import('./cli/run.js'),
   check: () => import('./cli/check.js'),
   plan: () => import('./cli/plan.js'),
+  preflight: () => import('./cli/preflight.js'),
   validate: () => import('./cli/validate.js'),
   schema: () => import('./cli/schema.js'),
   recover: () => import('./cli/recover.js'),
@@ -48,6 +51,7 @@ const SUMMARIES: Record<keyof typeof COMMANDS, string> = {
   run: 'check dependencies, stop, switch release, start, prove health; roll back on failure',
   check: 'evaluate dependencies (and --gates) against the live system; changes nothing',
   plan: 'print the resolved plan in the order it would run; touches nothing',
+  preflight: 'would a run go ahead now? lock, releases, rollback readiness, dependencies, verify; touches nothing',
   validate: 'validate recipe files',
   schema: 'print the JSON Schema of the recipe format',
   recover: 'finish an interrupted run: re-activate the last good release and prove it healthy',
@@ -105,6 +109,8 @@ export function describeError(error: unknown): { text: string; code: number } {
 }
 
 function defaultIo(): Io {
+  // a closed terminal (EIO) or a closed pipe (EPIPE, `| head -1`) must not crash a run: the journal carries on
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   return {
     stdout: process.stdout,
     stderr: process.stderr,
@@ -120,10 +126,40 @@ function defaultIo(): Io {
         process.off('SIGTERM', h);
       };
     },
+    onHangup(handler) {
+      const h = () => handler();
+      process.on('SIGHUP', h);
+      return () => process.off('SIGHUP', h);
+    },
   };
 }
 
-export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+/**
+ * With an Io (tests, embedding): runs the command and returns its exit code. Without one it is the process:
+ * once the exit code is known and stdout and stderr are flushed, it exits, rather than waiting for the event
+ * loop to empty (an abandoned attempt's socket or timer must not keep a finished command alive). A getaddrinfo
+ * stuck in libuv's threadpool still delays the exit until the resolver gives up: libuv joins its threads at exit.
+ */
+export async function main(argv: string[], io?: Io): Promise<number> {
+  if (io) return execute(argv, io);
+  return exitFlushed(await execute(argv, defaultIo()));
+}
+
+async function exitFlushed(code: number): Promise<never> {
+  process.exitCode = code;
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+/** Resolves once everything written so far has left the process (a pipe's writes are asynchronous). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) return resolve();
+    stream.write('', () => resolve());
+  });
+}
+
+async function execute(argv: string[], io: Io): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     io.stdout.write(`${topHelp()}\n`);

@@ -1,7 +1,7 @@
 // Past runs and per-recipe status, read from the journals in the state directory.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { digestJournal, findUnfinishedRun, readJournal, type JournalDigest } from './runner/journal.js';
+import { describeInFlight, digestJournal, findUnfinishedRun, readJournal, type JournalDigest } from './runner/journal.js';
 import { inspectLock } from './runner/lock.js';
 import { StateStore } from './runner/state.js';
 
@@ -24,6 +24,10 @@ export interface RunRecord {
   /** the run that accounted for this one after it died (recover, or a takeover of its untouched lock) */
   recoveredBy: string | null;
   journal: string;
+  /** the recipe file the run was started with (absolute), from the journal's run record */
+  file: string | null;
+  /** the evidence bundle of the run, when it wrote one */
+  evidence: string | null;
 }
 
 export interface RecipeStatus {
@@ -32,6 +36,10 @@ export interface RecipeStatus {
   lastRun: RunRecord | null;
   inProgress: boolean;
   unfinished: boolean;
+  /** the run that left the service needing a human (exit 3) when no later run proved a release healthy */
+  needsHuman: RunRecord | null;
+  /** the recipe file to name in advice: the unfinished run's, else the last run's */
+  file: string | null;
   /** what to do next, for people */
   advice: string | null;
 }
@@ -66,7 +74,44 @@ function toRecord(recipe: string, journal: string, digest: JournalDigest, live: 
     userReason: header?.reason ?? null,
     recoveredBy: digest.recoveredBy,
     journal,
+    file: header?.file ?? null,
+    evidence: s?.evidence ?? null,
   };
+}
+
+/** When the run ended (its start plus its duration), or null while it has no summary. */
+export function finishedAt(run: RunRecord): string | null {
+  if (run.startedAt === null || run.durationMs === null) return null;
+  return new Date(Date.parse(run.startedAt) + run.durationMs).toISOString();
+}
+
+/** A run as `history --json` and `status --json` print it. */
+export function runJson(r: RunRecord): Record<string, unknown> {
+  return {
+    runId: r.runId,
+    recipe: r.recipe,
+    startedAt: r.startedAt,
+    previousRelease: r.previousRelease,
+    targetRelease: r.targetRelease,
+    outcome: r.outcome,
+    exitCode: r.exitCode,
+    durationMs: r.durationMs,
+    reason: r.reason,
+    userReason: r.userReason,
+    command: r.command,
+    evidence: r.evidence,
+  };
+}
+
+// Newest first: a run that proved a release healthy ends the search; runs that touched nothing (aborted,
+// died before stop) leave the state an earlier exit 3 left.
+function runNeedingHuman(runs: RunRecord[]): RunRecord | null {
+  for (const run of runs) {
+    if (run.outcome === 'failed') return run;
+    if (run.outcome === 'aborted' || run.outcome === 'unfinished') continue;
+    return null;
+  }
+  return null;
 }
 
 /** Every run, newest first. */
@@ -104,11 +149,29 @@ export function recipeStatuses(stateDir: string, recipe?: string): RecipeStatus[
     const dead = inProgress ? null : findUnfinishedRun(store.runsDir(name));
     const unfinished = dead !== null;
     const lastRun = runs[0] ?? null;
+    const needsHuman = inProgress || dead ? null : runNeedingHuman(runs);
+    const lastGoodRelease = store.readRecipeState(name).lastGoodRelease;
+    const file = dead?.header?.file ?? lastRun?.file ?? null;
+    const fileArg = file ?? `<the ${name} recipe file>`;
     const advice = dead
-      ? `run \`safe-restart recover\` on the ${name} recipe: run ${dead.runId} died during a restart`
-      : lastRun?.outcome === 'failed'
-        ? `the last run needs a human (exit 3): see ${lastRun.journal}`
+      ? `run \`safe-restart recover ${fileArg}\`: run ${dead.runId} died during ${describeInFlight(dead)}`
+      : needsHuman
+        ? `run ${needsHuman.runId} ended with exit 3: read ${needsHuman.evidence ?? needsHuman.journal}; once it is fixed, ${
+            lastGoodRelease ? `\`safe-restart recover --force ${fileArg}\` restarts the last good release (${lastGoodRelease})` : `\`safe-restart run ${fileArg} --release ID\``
+          }`
         : null;
-    return { recipe: name, lastGoodRelease: store.readRecipeState(name).lastGoodRelease, lastRun, inProgress, unfinished, advice };
+    return { recipe: name, lastGoodRelease, lastRun, inProgress, unfinished, needsHuman, file, advice };
   });
+}
+
+/**
+ * What `recover` would find for a recipe: null when it has work to do (a run needs recovery, or one is in
+ * progress and the lock will say so), else the last run (null: none) and the run that left the service
+ * needing a human, if any.
+ */
+export function nothingToRecover(stateDir: string, recipe: string): { lastRun: RunRecord | null; needsHuman: RunRecord | null } | null {
+  const status = recipeStatuses(stateDir, recipe)[0];
+  if (!status) return { lastRun: null, needsHuman: null };
+  if (status.inProgress || status.unfinished) return null;
+  return { lastRun: status.lastRun, needsHuman: status.needsHuman };
 }

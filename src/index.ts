@@ -8,3 +8,7 @@ export { pollCheck, type CheckOutcome, type PollOptions } from './poll.js';
 export { runRestart, newRunId, type RunOptions } from './runner/run.js';
 export { listRuns, recipeStatuses, type RunRecord, type RecipeStatus } from './history.js';
 export type { RunEvent, Summary, Outcome, Phase, EventSink } from './report/events.js';
+export { preflight, type PreflightOptions, type PreflightReport } from './runner/preflight.js';
+export { worstCase, type WorstCase } from './runner/budget.js';
+export { RUNTIME_VARS, type RuntimeVars } from './recipe/runtime-vars.js';
+export type { ServiceWatch, WatchFailure } from './service/watch.js';

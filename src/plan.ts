@@ -4,8 +4,10 @@ import { Redactor } from './redact.js';
 import { formatMs } from './recipe/duration.js';
 import { describeCommand } from './recipe/targets.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, StartSpec, StepSpec, StopSpec } from './recipe/types.js';
+import { mentionsRuntimeVars, showTemplate } from './recipe/runtime-vars.js';
+import { worstCase, type WorstCase } from './runner/budget.js';
 
-export type PlanPhaseName = 'dependencies' | 'before_stop' | 'stop' | 'release' | 'start' | 'after_start' | 'gates' | 'on_success';
+export type PlanPhaseName = 'dependencies' | 'verify' | 'before_stop' | 'stop' | 'release' | 'start' | 'after_start' | 'gates' | 'on_success';
 export type RollbackPhaseName = 'stop' | 'release' | 'rollback_steps' | 'start' | 'gates' | 'on_rollback';
 
 export interface PlanItem {
@@ -28,6 +30,8 @@ export interface PlanOptions {
   previous?: string | null | undefined;
   /** The loader's redactor; without one, secrets are found from the recipe itself (vars, URLs, headers). */
   redactor?: Redactor | undefined;
+  /** Whether releases_dir/TARGET exists (checked by the CLI); undefined when not looked at. */
+  targetExists?: boolean | null | undefined;
 }
 
 export interface Plan {
@@ -40,7 +44,13 @@ export interface Plan {
     previous: string | null | undefined;
     /** How the release is switched, in words. */
     how: string;
+    /** releases_dir/TARGET exists; null when it cannot be known ahead (commands) or there is no target */
+    targetExists?: boolean | null;
   };
+  /** The run-time variables and what they hold per phase; the recipe's strings show them unresolved. */
+  runtime: { used: boolean; values: Record<string, string> };
+  /** Every phase at its own deadline, the rollback included */
+  worstCase: WorstCase;
   phases: PlanPhase[];
   rollback: {
     /** False when a failure after stop can only end in exit 3. */
@@ -53,6 +63,7 @@ export interface Plan {
 
 const PHASE_TITLES: Record<PlanPhaseName, string> = {
   dependencies: 'dependencies (all must pass before anything is stopped)',
+  verify: 'verify (the target release, before anything is stopped; PREVIOUS must still exist to roll back to)',
   before_stop: 'before_stop hooks',
   stop: 'stop',
   release: 'release switch',
@@ -71,6 +82,7 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
   const switchItems = releaseItems(recipe, target, previous);
   const phases: PlanPhase[] = [
     phase('dependencies', PHASE_TITLES.dependencies, recipe.dependencies.map(checkItem)),
+    phase('verify', PHASE_TITLES.verify, recipe.verify.map(hookItem)),
     phase('before_stop', PHASE_TITLES.before_stop, recipe.hooks.beforeStop.map(hookItem)),
     phase('stop', PHASE_TITLES.stop, [stopItem(recipe.stop)]),
     phase('release', PHASE_TITLES.release, switchItems),
@@ -95,13 +107,31 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
   const plan: Plan = {
     recipe: recipe.name,
     file: recipe.file,
-    release: { mode: target === null ? 'in-place' : 'switch', target, previous, how: releaseHow(recipe) },
+    release: { mode: target === null ? 'in-place' : 'switch', target, previous, how: releaseHow(recipe), ...(options.targetExists !== undefined ? { targetExists: options.targetExists } : {}) },
+    runtime: runtimeValues(recipe, target, previous),
+    worstCase: worstCase(recipe),
     phases,
     rollback: { possible, reason, phases: rollbackPhases },
     vars: { ...recipe.vars },
   };
   if (recipe.description !== undefined) plan.description = recipe.description;
   return redactDeep(plan, redactor);
+}
+
+function runtimeValues(recipe: ResolvedRecipe, target: string | null, previous: string | null | undefined): Plan['runtime'] {
+  const prev = previous === undefined ? 'the current release (known when the run starts)' : (previous ?? '(none: first run)');
+  const tgt = target ?? (previous === undefined ? 'the current release (in place)' : (previous ?? '(none)'));
+  return {
+    used: mentionsRuntimeVars([recipe.dependencies, recipe.verify, recipe.gates, recipe.hooks, recipe.stop, recipe.start, recipe.rollback, recipe.release ?? null]),
+    values: {
+      SAFE_RESTART_NAME: recipe.name,
+      SAFE_RESTART_RUN_ID: '(the run id)',
+      SAFE_RESTART_RELEASE: `${tgt} in dependencies, verify, hooks, start and gates; ${prev} in stop and throughout the rollback`,
+      SAFE_RESTART_PREVIOUS_RELEASE: prev,
+      SAFE_RESTART_TARGET_RELEASE: tgt,
+      SAFE_RESTART_PHASE: 'the phase running (dependencies, verify, gates, rollback_gates …)',
+    },
+  };
 }
 
 function rollbackPossibility(recipe: ResolvedRecipe, target: string | null, previous: string | null | undefined): { possible: boolean; reason: string } {
@@ -229,6 +259,13 @@ export function renderPlan(plan: Plan): string {
   );
   const vars = Object.entries(plan.vars);
   if (vars.length) lines.push(`Vars: ${vars.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (plan.release.targetExists === false) lines.push(`Target: release ${plan.release.target} does NOT exist – a run would abort before stopping anything`);
+  if (plan.runtime.used) {
+    lines.push('Run-time variables (shown unresolved below, bound when each step or check runs):');
+    for (const [k, v] of Object.entries(plan.runtime.values)) lines.push(`  \${${k}} = ${v}`);
+  }
+  const w = plan.worstCase;
+  lines.push(`Worst case: ${formatMs(w.totalMs)} (forward ${formatMs(w.forwardMs)}${w.rollback.length > 0 ? `, rollback ${formatMs(w.rollbackMs)}` : ', no rollback'}), every phase at its own deadline`);
   lines.push('');
   const stopIndex = plan.phases.findIndex((p) => p.phase === 'stop') + 1;
   const gatesIndex = plan.phases.findIndex((p) => p.phase === 'gates') + 1;
@@ -265,7 +302,7 @@ function redactorFor(recipe: ResolvedRecipe): Redactor {
 }
 
 function redactDeep<T>(value: T, redactor: Redactor): T {
-  if (typeof value === 'string') return redactor.redact(value) as T;
+  if (typeof value === 'string') return redactor.redact(showTemplate(value)) as T;
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, redactor)) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, redactor)])) as T;

@@ -5,6 +5,8 @@
 // Why a small explicit loop and not p-retry 7: p-retry waits its delay after an attempt *ends* (a slow attempt adds
 // its own duration to the interval), retries only on rejection, and cannot express "N consecutive passes, then a
 // stable window in which one failure ends the wait at once" — the loop below states that policy directly.
+import { lookup } from 'node:dns/promises';
+import type { LookupAddress } from 'node:dns';
 import { loadAttempt } from './checks/registry.js';
 import type { AttemptError, AttemptFn, AttemptResult, Resolver } from './checks/types.js';
 import type { CheckSpec, CheckType } from './recipe/types.js';
@@ -21,21 +23,35 @@ export interface CheckOutcome {
   cancelled: boolean;
 }
 
+/** Where a check stands after an attempt; empty after a failed one. */
+export interface AttemptProgress {
+  passing?: true;
+  /** ms it has kept passing since it reached success_threshold: it is waiting out stable_for */
+  stableForMs?: number;
+  /** its stable_for, present with stableForMs */
+  stableRequiredMs?: number;
+}
+
 export interface PollOptions {
   signal?: AbortSignal;
   resolver?: Resolver;
-  /** Called after every counted attempt with its number (1-based) and result. */
-  onAttempt?: (n: number, r: AttemptResult) => void;
+  /** Called after every counted attempt with its number (1-based), its result and where the check stands. */
+  onAttempt?: (n: number, r: AttemptResult, progress: AttemptProgress) => void;
   /** One attempt, no initial delay, no threshold or stable window: triage. */
   once?: boolean;
   /** Replaces the registry's attempt function (embedding, tests). */
   attempt?: AttemptFn;
+  /** Environment for command checks (the run-time variables), layered over process.env. */
+  env?: Record<string, string>;
 }
 
 // Cheap probes (a refused connect, a 503) are repeated inside an interval while they fail, so a dependency that
 // becomes ready mid-interval is noticed within about interval/5 instead of up to a whole interval later.
 // Only for types whose failed probe costs the dependency almost nothing; never for command or database logins.
 const QUICK_REPROBE_TYPES: ReadonlySet<CheckType> = new Set(['tcp', 'http']);
+// ...and only for the failures that are the dependency's own quick "not yet" (PORT_OPEN is that for a closed
+// probe). Never after a DNS failure or a timeout: asking the resolver every few ms is what makes it stop answering.
+const QUICK_REPROBE_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'HTTP_STATUS', 'PORT_OPEN']);
 const QUICK_REPROBES_PER_INTERVAL = 5;
 const MIN_QUICK_STEP_MS = 10;
 // Only the first seconds of a wait re-probe quickly: that is where restarts and flips happen, and a
@@ -46,6 +62,12 @@ const ABORT_GRACE_MS = 25;
 // Preallocated abort reasons: a fresh Error per attempt costs a stack capture on every probe.
 const ATTEMPT_FINISHED = Object.freeze({ reason: 'attempt finished' });
 const ATTEMPT_TIMED_OUT = Object.freeze({ reason: 'attempt_timeout' });
+// A check asks about a name at most once per max(interval, this), and never while its last question is pending;
+// attempts in between reuse the answer, good or bad. The system's stub resolver caches nothing, a resolver asked
+// ~10 times a second stops answering, and a getaddrinfo that hangs cannot be cancelled (it holds a libuv thread).
+const MIN_LOOKUP_GAP_MS = 1_000;
+
+const systemResolver: Resolver = (host) => lookup(host, { all: true, verbatim: true });
 
 export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promise<CheckOutcome> {
   const startedAt = performance.now();
@@ -54,6 +76,16 @@ export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promis
   let attempts = 0;
   let last: AttemptResult | null = null;
   let lastFailure: AttemptResult | null = null;
+  const lookups = createLookups(opts.resolver ?? systemResolver, Math.max(spec.intervalMs, MIN_LOOKUP_GAP_MS));
+  // The last failure the resolver answered ("no such name"), and the failures that waited on a lookup in vain.
+  let lastDnsAnswer: AttemptResult | null = null;
+  const dnsSilent = new WeakSet<AttemptResult>();
+  // A resolver that said "no such name" and then went quiet: its answer is the cause, the silence a footnote.
+  const causeOf = (r: AttemptResult | null): AttemptResult | null => {
+    if (!r || !dnsSilent.has(r) || !lastDnsAnswer?.error) return r;
+    const silence = `later lookups got no answer within attempt_timeout ${formatDuration(spec.attemptTimeoutMs)}`;
+    return { ...lastDnsAnswer, error: { code: lastDnsAnswer.error.code, message: `${lastDnsAnswer.error.message} (${silence})` } };
+  };
   const elapsed = (): number => Math.round(performance.now() - startedAt);
   const outcome = (status: 'ready' | 'failed', error: AttemptError | null, cancelled = false): CheckOutcome => ({
     name: spec.name,
@@ -67,7 +99,7 @@ export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promis
     cancelled,
   });
   const cancelledOutcome = (): CheckOutcome =>
-    outcome('failed', { code: 'CANCELLED', message: `check "${spec.name}" cancelled after ${formatDuration(elapsed())} (${plural(attempts, 'attempt')})${causeSuffix(lastFailure)}` }, true);
+    outcome('failed', { code: 'CANCELLED', message: `check "${spec.name}" cancelled after ${formatDuration(elapsed())} (${plural(attempts, 'attempt')})${last?.ok ? `; its last attempt passed (${last.detail})` : causeSuffix(causeOf(lastFailure ?? last))}` }, true);
 
   let attemptFn: AttemptFn;
   try {
@@ -75,13 +107,23 @@ export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promis
   } catch (error) {
     return outcome('failed', { code: 'CHECK_UNAVAILABLE', message: `check "${spec.name}": cannot load the ${spec.type} check: ${(error as Error).message}` });
   }
-  const probeOnce = (): Promise<AttemptResult> => runAttempt(attemptFn, spec, opts);
+  const probeOnce = async (): Promise<AttemptResult> => {
+    const asked = lookups.forAttempt();
+    const result = await runAttempt(attemptFn, spec, opts, asked.resolver);
+    if (asked.unanswered()) {
+      if (!result.ok) dnsSilent.add(result);
+    } else {
+      // an answer with addresses makes an earlier "no such name" history
+      lastDnsAnswer = !result.ok && asked.answeredNo() ? result : null;
+    }
+    return result;
+  };
 
   if (opts.once) {
     if (signal?.aborted) return cancelledOutcome();
     attempts = 1;
     last = await probeOnce();
-    opts.onAttempt?.(1, last);
+    opts.onAttempt?.(1, last, last.ok ? { passing: true } : {});
     if (signal?.aborted) return cancelledOutcome();
     if (last.ok) return outcome('ready', null);
     return outcome('failed', prefixed(spec, `not ready (1 attempt, --once)`, last));
@@ -102,7 +144,7 @@ export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promis
     let result = (last = await probeOnce());
     // Inside this interval, a fast failure is probed again every quickStep (bounded by the interval and the deadline).
     const quickNow = quick && slotStart - startedAt < QUICK_WINDOW_MS;
-    for (let probeStart = slotStart; quickNow && !result.ok && passes === 0; ) {
+    for (let probeStart = slotStart; quickNow && !result.ok && passes === 0 && QUICK_REPROBE_CODES.has(result.error?.code ?? ''); ) {
       lastFailure = result;
       const next = Math.max(probeStart + quickStep, performance.now());
       if (next >= slotEnd || next >= deadline) break;
@@ -111,16 +153,16 @@ export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promis
       result = last = await probeOnce();
     }
     if (signal?.aborted) return cancelledOutcome();
-    opts.onAttempt?.(attempts, result);
     const now = performance.now();
 
     if (result.ok) {
       passes += 1;
-      if (passes >= spec.successThreshold) {
-        stableSince ??= now;
-        if (now - stableSince >= spec.stableForMs) return outcome('ready', null);
-      }
+      if (passes >= spec.successThreshold) stableSince ??= now;
+      const stable = stableSince === null ? {} : { stableForMs: Math.round(now - stableSince), stableRequiredMs: spec.stableForMs };
+      opts.onAttempt?.(attempts, result, { passing: true, ...stable });
+      if (stableSince !== null && now - stableSince >= spec.stableForMs) return outcome('ready', null);
     } else {
+      opts.onAttempt?.(attempts, result, {});
       lastFailure = result;
       if (stableSince !== null) {
         const passedAt = formatDuration(Math.round(stableSince - startedAt));
@@ -131,31 +173,21 @@ export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promis
 
     // A slow attempt does not delay the next one further; no attempt starts after the deadline.
     const nextStart = Math.max(slotEnd, now);
-    if (nextStart >= deadline) return outcome('failed', timeoutError(spec, attempts, passes, stableSince, startedAt, lastFailure, last));
+    if (nextStart >= deadline) return outcome('failed', timeoutError(spec, attempts, passes, stableSince, startedAt, causeOf(lastFailure ?? last)));
     if (!(await sleep(nextStart - performance.now(), signal))) return cancelledOutcome();
   }
 }
 
-function timeoutError(
-  spec: CheckSpec,
-  attempts: number,
-  passes: number,
-  stableSince: number | null,
-  startedAt: number,
-  lastFailure: AttemptResult | null,
-  last: AttemptResult | null,
-): AttemptError {
+function timeoutError(spec: CheckSpec, attempts: number, passes: number, stableSince: number | null, startedAt: number, cause: AttemptResult | null): AttemptError {
   const after = `after ${formatDuration(spec.timeoutMs)} (${plural(attempts, 'attempt')})`;
   if (stableSince !== null) {
     const message = `check "${spec.name}" passed at ${formatDuration(Math.round(stableSince - startedAt))} but timeout ${formatDuration(spec.timeoutMs)} ended before stable_for ${formatDuration(spec.stableForMs)} completed (${plural(attempts, 'attempt')})`;
     return { code: 'STABLE_FOR_INCOMPLETE', message };
   }
   if (passes > 0) {
-    const cause = lastFailure ?? last;
     const message = `check "${spec.name}" not ready ${after}: only ${passes} of ${spec.successThreshold} consecutive passes${causeSuffix(cause, '; last failure: ')}`;
     return { code: cause?.error?.code ?? 'SUCCESS_THRESHOLD', message };
   }
-  const cause = lastFailure ?? last;
   return prefixed(spec, `not ready ${after}`, cause);
 }
 
@@ -170,7 +202,7 @@ function causeSuffix(cause: AttemptResult | null, lead = ': '): string {
 }
 
 // One attempt under its own deadline. An attempt that ignores its signal is cut off shortly after the deadline.
-async function runAttempt(fn: AttemptFn, spec: CheckSpec, opts: PollOptions): Promise<AttemptResult> {
+async function runAttempt(fn: AttemptFn, spec: CheckSpec, opts: PollOptions, resolver: Resolver): Promise<AttemptResult> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(ATTEMPT_TIMED_OUT), spec.attemptTimeoutMs);
   const onCancel = (): void => controller.abort(opts.signal?.reason);
@@ -189,7 +221,7 @@ async function runAttempt(fn: AttemptFn, spec: CheckSpec, opts: PollOptions): Pr
   if (controller.signal.aborted) onAbort();
   else controller.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const ctx = { signal: controller.signal, timeoutMs: spec.attemptTimeoutMs, ...(opts.resolver ? { resolver: opts.resolver } : {}) };
+    const ctx = { signal: controller.signal, timeoutMs: spec.attemptTimeoutMs, resolver, ...(opts.env ? { env: opts.env } : {}) };
     const running = Promise.resolve()
       .then(() => fn(spec.probe, ctx))
       .catch((error: unknown): AttemptResult => {
@@ -207,6 +239,56 @@ async function runAttempt(fn: AttemptFn, spec: CheckSpec, opts: PollOptions): Pr
     // Anything the attempt still holds (a socket, a child) is released now that its verdict is in.
     if (!controller.signal.aborted) controller.abort(ATTEMPT_FINISHED);
   }
+}
+
+interface Lookup {
+  answer: Promise<LookupAddress[]>;
+  startedAt: number;
+  settled: boolean;
+  /** rejected, or resolved to no address */
+  failed: boolean;
+}
+
+/** One check's questions to the resolver: one per name per gapMs at most, shared while pending. */
+function createLookups(base: Resolver, gapMs: number) {
+  const byName = new Map<string, Lookup>();
+  const ask = (host: string): Lookup => {
+    const known = byName.get(host);
+    const now = performance.now();
+    if (known && (!known.settled || now - known.startedAt < gapMs)) return known;
+    const lookup: Lookup = { answer: Promise.resolve().then(() => base(host)), startedAt: now, settled: false, failed: false };
+    // Registered first, so the flags are set before any attempt sees the answer (and a rejection is never unhandled).
+    lookup.answer.then(
+      (list) => {
+        lookup.settled = true;
+        lookup.failed = list.length === 0;
+      },
+      () => {
+        lookup.settled = true;
+        lookup.failed = true;
+      },
+    );
+    byName.set(host, lookup);
+    return lookup;
+  };
+  return {
+    /** A resolver for one attempt, and what became of the questions it asked. */
+    forAttempt() {
+      const asked: Lookup[] = [];
+      const resolver: Resolver = (host) => {
+        const lookup = ask(host);
+        asked.push(lookup);
+        return lookup.answer;
+      };
+      return {
+        resolver,
+        /** a question this attempt asked was still unanswered when the attempt ended */
+        unanswered: (): boolean => asked.some((l) => !l.settled),
+        /** the resolver answered a question of this attempt with "no such name" (or no address) */
+        answeredNo: (): boolean => asked.some((l) => l.settled && l.failed),
+      };
+    },
+  };
 }
 
 /** Resolves true after ms, or false as soon as the signal aborts. */

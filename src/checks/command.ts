@@ -2,6 +2,7 @@
 // whole process group is killed, grandchildren included.
 import type { CommandProbe } from '../recipe/types.js';
 import { runStep } from '../process/step.js';
+import { tellingLine } from '../process/telling-line.js';
 import type { AttemptFn } from './types.js';
 
 // A probe changes nothing, so at its deadline its group is SIGKILLed at once: the poller waits only
@@ -21,10 +22,11 @@ export const attempt: AttemptFn<CommandProbe> = async (probe, ctx) => {
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   const result = await runStep(
     { name: 'check', run: probe.command, timeoutMs: ctx.timeoutMs, env: {} },
-    { env: {}, signal: ctx.signal, killSignal: CHECK_KILL_SIGNAL },
+    { env: ctx.env ?? {}, signal: ctx.signal, killSignal: CHECK_KILL_SIGNAL },
   ).finally(() => ctx.signal.removeEventListener('abort', onAbort));
   const output = result.outputTail;
-  const said = snippet(output);
+  // a failure's detail is the line that says why (as a failed step's), a success's what it printed
+  const said = result.ok ? snippet(output) : shorten(tellingLine(output));
   const tail = said ? `: ${said}` : '';
 
   if (result.ok) return { ok: true, detail: `\`${shown}\` exited 0${tail}`, error: null, output };
@@ -48,8 +50,9 @@ export const attempt: AttemptFn<CommandProbe> = async (probe, ctx) => {
   }
   if (result.exitCode !== null || result.signal !== null) {
     const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
-    const message = `\`${shown}\` ${how}`;
-    return { ok: false, detail: message + tail, error: { code: 'COMMAND_FAILED', message }, output };
+    // the headline a report shows carries the telling line: "exited with code 3" alone says nothing
+    const message = `\`${shown}\` ${how}${tail}`;
+    return { ok: false, detail: message, error: { code: 'COMMAND_FAILED', message }, output };
   }
   const message = result.error?.message ?? `\`${shown}\` failed`;
   return { ok: false, detail: message, error: { code: result.error?.code ?? 'COMMAND_FAILED', message }, output };
@@ -59,4 +62,8 @@ export const attempt: AttemptFn<CommandProbe> = async (probe, ctx) => {
 function snippet(output: string): string {
   const flat = output.trim().replace(/\s+/g, ' ');
   return flat.length > SNIPPET_CHARS ? `…${flat.slice(-SNIPPET_CHARS)}` : flat;
+}
+
+function shorten(line: string): string {
+  return line.length > SNIPPET_CHARS ? `${line.slice(0, SNIPPET_CHARS)}…` : line;
 }

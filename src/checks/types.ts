@@ -36,6 +36,8 @@ export interface AttemptContext {
   /** The attempt's deadline in ms (the signal fires at the same moment). */
   timeoutMs: number;
   resolver?: Resolver;
+  /** Environment for commands (the run-time variables), layered over process.env. */
+  env?: Record<string, string>;
 }
 
 export type AttemptFn<P extends Probe = Probe> = (probe: P, ctx: AttemptContext) => Promise<AttemptResult>;

@@ -3,7 +3,8 @@
 import { parseVarFlags, type Command } from '../cli.js';
 import { UsageError } from '../errors.js';
 import { formatDuration as formatMs, type CheckOutcome } from '../poll.js';
-import type { CheckSpec } from '../recipe/types.js';
+import type { CheckSpec, ResolvedRecipe } from '../recipe/types.js';
+import { checkStateDirFlag } from './restart-common.js';
 
 type Option = Command['options'][string];
 
@@ -18,7 +19,7 @@ const TABLE_ERROR_WIDTH = 72;
 export const command: Command = {
   name: 'check',
   summary: 'Evaluate dependencies (and --gates) against the live system, waiting as `run` would. Changes nothing.',
-  usage: 'check FILE [--gates] [--only NAME] [--once] [--json] [--var K=V]',
+  usage: 'check FILE [--gates] [--only NAME] [--once] [--json] [--var K=V] [--state-dir DIR]',
   minPositionals: 1,
   maxPositionals: 1,
   options: {
@@ -27,9 +28,11 @@ export const command: Command = {
     once: { type: 'boolean', description: 'one attempt per check, no waiting (triage)' } as Option,
     json: { type: 'boolean', description: 'print one JSON document' } as Option,
     var: { type: 'string', multiple: true, description: 'set a recipe variable, NAME=value (repeatable)' } as Option,
+    'state-dir': { type: 'string', description: 'where journals and locks live (read, never written)' } as Option,
   },
   help: 'Exit codes: 0 every check ready · 1 a check failed · 64 usage · 65 invalid recipe',
   async run(values, [file], io) {
+    checkStateDirFlag(values, io);
     const { loadRecipeFileFast: loadRecipeFile } = await import('../recipe/load-fast.js');
     const { recipe, redactor, warnings } = await loadRecipeFile(file as string, {
       vars: parseVarFlags(values.var as string[] | undefined),
@@ -50,7 +53,7 @@ export const command: Command = {
     let report;
     try {
       report = await checkAll(
-        selected.map((s) => s.spec),
+        await bindToCurrentRelease(recipe, selected),
         { signal: controller.signal, once: values.once === true },
       );
     } finally {
@@ -135,4 +138,21 @@ function lastErrorText(o: CheckOutcome): string {
 function shorten(text: string, max: number): string {
   const oneLine = text.replace(/\s*\n\s*/g, ' ');
   return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+}
+
+// Run-time variables in a check are bound as a run would bind them for the release that is active now.
+async function bindToCurrentRelease(recipe: ResolvedRecipe, selected: Array<{ kind: Row['kind']; spec: CheckSpec }>): Promise<CheckSpec[]> {
+  const { bindDeep, mentionsRuntimeVars, runtimeVars } = await import('../recipe/runtime-vars.js');
+  if (!mentionsRuntimeVars(selected.map((s) => s.spec))) return selected.map((s) => s.spec);
+  const { readCurrentRelease } = await import('../runner/release.js');
+  const { runStep } = await import('../process/step.js');
+  const current = recipe.release
+    ? await readCurrentRelease(recipe.release, async (step) => {
+        const r = await runStep(step, { env: {} });
+        return { ok: r.ok, stdout: r.stdoutTail ?? r.outputTail, detail: r.ok ? 'ok' : `exited ${r.exitCode}` };
+      }).catch(() => null)
+    : null;
+  return selected.map(({ kind, spec }) =>
+    bindDeep(spec, runtimeVars({ name: recipe.name, runId: 'check', phase: kind === 'gate' ? 'gates' : 'dependencies', release: current, previous: current, target: current }), new Set(['command'])),
+  );
 }

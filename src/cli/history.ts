@@ -1,6 +1,6 @@
 import type { Command } from '../cli.js';
 import { UsageError } from '../errors.js';
-import { stateDirFor } from './restart-common.js';
+import { readOnlyStateDir } from './restart-common.js';
 
 function ms(n: number | null): string {
   if (n === null) return '-';
@@ -20,23 +20,10 @@ export const command: Command = {
   async run(values, [name], io) {
     const limit = values.limit === undefined ? 20 : Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer (got "${String(values.limit)}")`);
-    const { listRuns } = await import('../history.js');
-    const runs = listRuns(await stateDirFor(values, io), { recipe: name, limit });
+    const { listRuns, runJson } = await import('../history.js');
+    const runs = listRuns(await readOnlyStateDir(values, io), { recipe: name, limit });
     if (values.json) {
-      const out = runs.map((r) => ({
-        runId: r.runId,
-        recipe: r.recipe,
-        startedAt: r.startedAt,
-        previousRelease: r.previousRelease,
-        targetRelease: r.targetRelease,
-        outcome: r.outcome,
-        exitCode: r.exitCode,
-        durationMs: r.durationMs,
-        reason: r.reason,
-        userReason: r.userReason,
-        command: r.command,
-      }));
-      io.stdout.write(`${JSON.stringify({ runs: out }, null, 2)}\n`);
+      io.stdout.write(`${JSON.stringify({ runs: runs.map(runJson) }, null, 2)}\n`);
       return 0;
     }
     if (runs.length === 0) {

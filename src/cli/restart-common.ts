@@ -4,7 +4,8 @@ import { parseVarFlags } from '../cli.js';
 import { UsageError } from '../errors.js';
 import type { EventSink } from '../report/events.js';
 import type { LoadedRecipe } from '../recipe/load-core.js';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 export const RESTART_OPTIONS: Options = {
   var: { type: 'string', multiple: true, description: 'NAME=value, wins over vars and the environment (repeatable)' } as Options[string],
@@ -24,6 +25,29 @@ export async function loadForRestart(file: string, values: Values, io: Io) {
 export async function stateDirFor(values: Values, io: Io): Promise<string> {
   const { resolveStateDir } = await import('../runner/state.js');
   return resolveStateDir({ flag: values['state-dir'] as string | undefined, env: io.env });
+}
+
+/**
+ * The state directory for commands that only read it (history, status, and later plan and check):
+ * resolved as `run` resolves it, never created.
+ */
+export async function readOnlyStateDir(values: Values, io: Io): Promise<string> {
+  checkStateDirFlag(values, io);
+  return stateDirFor(values, io);
+}
+
+/** An empty --state-dir, or one that names a file, is a usage error; one that does not exist yet is fine (nothing recorded). */
+export function checkStateDirFlag(values: Values, io: Io): void {
+  const flag = values['state-dir'];
+  if (flag === undefined) return;
+  if (typeof flag !== 'string' || flag === '') throw new UsageError(`--state-dir needs a directory (got ${JSON.stringify(flag)})`);
+  let isDirectory = true;
+  try {
+    isDirectory = statSync(resolve(io.cwd, flag)).isDirectory();
+  } catch (error) {
+    isDirectory = (error as NodeJS.ErrnoException).code !== 'ENOTDIR';
+  }
+  if (!isDirectory) throw new UsageError(`--state-dir ${flag} is not a directory`);
 }
 
 /** --json: NDJSON on stdout; a terminal: the live view; otherwise (CI, pipes, --no-tty): plain lines. */
@@ -92,6 +116,7 @@ export async function restartFromCli(values: Values, io: Io, loaded: LoadedRecip
     env: io.env,
     emit: await createRenderer(values, io, runId),
     onSignal: io.onSignal,
+    ...(io.onHangup ? { onHangup: io.onHangup.bind(io) } : {}),
     runId,
     mode: extra.mode,
     warnings: loaded.warnings,

@@ -1,9 +1,14 @@
 import type { Command } from '../cli.js';
-import { stateDirFor } from './restart-common.js';
+import { readOnlyStateDir } from './restart-common.js';
+
+/** "2026-11-26 05:50:36Z": history's format for a moment. */
+function shortTime(iso: string | null): string {
+  return (iso ?? '-').replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
 
 export const command: Command = {
   name: 'status',
-  summary: 'Per recipe: the last good release, the last run and its outcome, and whether a run is in progress or unfinished.',
+  summary: 'Per recipe: the last good release, the last run and its outcome, and whether a run is in progress, unfinished or needs a human.',
   usage: 'status [NAME] [--json] [--state-dir DIR]',
   maxPositionals: 1,
   options: {
@@ -11,25 +16,17 @@ export const command: Command = {
     'state-dir': { type: 'string', description: 'where the journals live' } as Command['options'][string],
   },
   async run(values, [name], io) {
-    const { recipeStatuses } = await import('../history.js');
-    const statuses = recipeStatuses(await stateDirFor(values, io), name);
+    const { finishedAt, recipeStatuses, runJson } = await import('../history.js');
+    const statuses = recipeStatuses(await readOnlyStateDir(values, io), name);
     if (values.json) {
       const recipes = statuses.map((s) => ({
         recipe: s.recipe,
         lastGoodRelease: s.lastGoodRelease,
-        lastRun: s.lastRun && {
-          runId: s.lastRun.runId,
-          recipe: s.lastRun.recipe,
-          startedAt: s.lastRun.startedAt,
-          previousRelease: s.lastRun.previousRelease,
-          targetRelease: s.lastRun.targetRelease,
-          outcome: s.lastRun.outcome,
-          exitCode: s.lastRun.exitCode,
-          durationMs: s.lastRun.durationMs,
-          reason: s.lastRun.reason,
-        },
+        lastRun: s.lastRun && runJson(s.lastRun),
         inProgress: s.inProgress,
         unfinished: s.unfinished,
+        needsHuman: s.needsHuman && { runId: s.needsHuman.runId, since: finishedAt(s.needsHuman), evidence: s.needsHuman.evidence },
+        file: s.file,
       }));
       io.stdout.write(`${JSON.stringify({ recipes }, null, 2)}\n`);
       return 0;
@@ -39,11 +36,23 @@ export const command: Command = {
       return 0;
     }
     const blocks = statuses.map((s) => {
-      const state = s.inProgress ? 'a run is in progress' : s.unfinished ? 'UNFINISHED run – run `safe-restart recover`' : 'idle';
+      const state = s.inProgress
+        ? 'a run is in progress'
+        : s.unfinished
+          ? `UNFINISHED run – run \`safe-restart recover ${s.file ?? `<the ${s.recipe} recipe file>`}\``
+          : s.needsHuman
+            ? `FAILED – needs a human since ${shortTime(finishedAt(s.needsHuman))}`
+            : 'idle';
       const last = s.lastRun
         ? `${s.lastRun.outcome}${s.lastRun.exitCode === null ? '' : ` (exit ${s.lastRun.exitCode})`} at ${s.lastRun.startedAt}: ${s.lastRun.reason}`
         : 'none';
-      return [`${s.recipe}: ${state}`, `  last good release: ${s.lastGoodRelease ?? 'none recorded'}`, `  last run: ${last}`, ...(s.advice ? [`  next: ${s.advice}`] : [])].join('\n');
+      return [
+        `${s.recipe}: ${state}`,
+        `  last good release: ${s.lastGoodRelease ?? 'none recorded'}`,
+        `  last run: ${last}`,
+        ...(s.needsHuman?.evidence ? [`  evidence: ${s.needsHuman.evidence}`] : []),
+        ...(s.advice ? [`  next: ${s.advice}`] : []),
+      ].join('\n');
     });
     io.stdout.write(`${blocks.join('\n\n')}\n`);
     return 0;

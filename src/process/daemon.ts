@@ -48,7 +48,14 @@ export function writeFileAtomic(path: string, text: string): void {
   }
 }
 
-export async function spawnDaemon(spec: DaemonSpec): Promise<{ pid: number; pgid: number }> {
+export interface SpawnedDaemon {
+  pid: number;
+  pgid: number;
+  /** Settles when the process exits (safe-restart is its parent, so the exit status is known). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export async function spawnDaemon(spec: DaemonSpec): Promise<SpawnedDaemon> {
   const file = spec.argv[0];
   if (!file) throw new SpawnError('EINVAL', 'spawn: argv is empty');
   const what = spec.argv.join(' ');
@@ -121,7 +128,7 @@ export async function spawnDaemon(spec: DaemonSpec): Promise<{ pid: number; pgid
   }
 
   child.unref();
-  return { pid, pgid: pid };
+  return { pid, pgid: pid, exited };
 }
 
 async function killSpawned(pgid: number): Promise<void> {

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { StepSpec } from '../recipe/types.js';
 import { groupMembers, killGroup, waitForGroupGone } from './group.js';
+import { redactFile } from './redact-file.js';
 import { readAppended, TailBuffer, TAIL_BYTES } from './tail.js';
 
 export interface StepResult {
@@ -25,6 +26,8 @@ export interface StepResult {
   /** Last 4 KiB of stdout alone; only without outputFile (a shared file cannot be split). */
   stdoutTail?: string;
   error?: { code: string; message: string };
+  /** Set when outputFile could not be rewritten redacted (it still holds what the step wrote). */
+  redactionError?: string;
 }
 
 export interface RunStepOptions {
@@ -42,6 +45,8 @@ export interface RunStepOptions {
   killGraceMs?: number;
   /** How often outputFile is read for onOutput (default 100 ms). */
   pollMs?: number;
+  /** Applied to the tails, and to outputFile once the step has ended (rewritten redacted). */
+  redact?: (text: string) => string;
 }
 
 export const STEP_DEFAULTS = {
@@ -105,6 +110,8 @@ export async function runStep(step: StepSpec, opts: RunStepOptions): Promise<Ste
   const started = performance.now();
   const tail = new TailBuffer(TAIL_BYTES);
   const stdoutTail = opts.outputFile === undefined ? new TailBuffer(TAIL_BYTES) : undefined;
+  const clean = (text: string): string => (opts.redact ? opts.redact(text) : text);
+  let redactionError: string | undefined;
   const result = (fields: Partial<StepResult>): StepResult => ({
     ok: false,
     exitCode: null,
@@ -114,8 +121,9 @@ export async function runStep(step: StepSpec, opts: RunStepOptions): Promise<Ste
     durationMs: Math.round(performance.now() - started),
     pid: undefined,
     pgid: undefined,
-    outputTail: tail.toString(),
-    ...(stdoutTail ? { stdoutTail: stdoutTail.toString() } : {}),
+    outputTail: clean(tail.toString()),
+    ...(stdoutTail ? { stdoutTail: clean(stdoutTail.toString()) } : {}),
+    ...(redactionError ? { redactionError } : {}),
     ...fields,
   });
   const label = `step "${step.name}"`;
@@ -272,6 +280,13 @@ export async function runStep(step: StepSpec, opts: RunStepOptions): Promise<Ste
   if (opts.outputFile !== undefined) {
     pumpFile(opts.onOutput ? STEP_DEFAULTS.pollMaxBytes : TAIL_BYTES);
     flush(fileDecoder, opts.onOutput);
+    if (opts.redact) {
+      try {
+        redactFile(opts.outputFile, opts.redact);
+      } catch (error) {
+        redactionError = `${label}: could not redact ${opts.outputFile}: ${(error as Error).message}`;
+      }
+    }
   } else {
     await drainPipes(pipes, STEP_DEFAULTS.drainMs);
     for (const decoder of decoders) flush(decoder, opts.onOutput);

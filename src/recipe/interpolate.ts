@@ -3,6 +3,7 @@
 // Plain $NAME is left for the shell. Values are never re-scanned, so a value cannot inject a reference.
 import { isSecretName, type Redactor } from '../redact.js';
 import type { Path, PathSegment } from './parse.js';
+import { RESERVED_PREFIX, RUNTIME_SECTIONS_TEXT, allowsRuntimeVars, escapeLiteral, isRuntimeVar, keptReference } from './runtime-vars.js';
 
 export const VAR_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -54,23 +55,33 @@ export type InterpolationResult =
   | { ok: true; value: string; used: string[] }
   | { ok: false; missing: string[]; error?: string };
 
-export function interpolateString(text: string, lookup: Lookup): InterpolationResult {
+export interface InterpolateStringOptions {
+  /** Keep run-time references (${SAFE_RESTART_RELEASE} …) for the runner to bind; literal "${" is then marked. */
+  keepRuntime?: boolean;
+}
+
+export function interpolateString(text: string, lookup: Lookup, opts: InterpolateStringOptions = {}): InterpolationResult {
   const parsed = parseTemplate(text);
   if (!parsed.ok) return { ok: false, missing: [], error: parsed.error };
   let value = '';
   const missing: string[] = [];
   const used: string[] = [];
+  const literal = opts.keepRuntime ? escapeLiteral : (t: string) => t;
   for (const part of parsed.parts) {
     if (typeof part === 'string') {
-      value += part;
+      value += literal(part);
+      continue;
+    }
+    if (opts.keepRuntime && isRuntimeVar(part.name)) {
+      value += keptReference(part.name, part.fallback);
       continue;
     }
     const found = lookup(part.name);
     if (found !== undefined && (found !== '' || part.fallback === undefined)) {
       used.push(part.name);
-      value += found;
+      value += literal(found);
     } else if (part.fallback !== undefined) {
-      value += part.fallback;
+      value += literal(part.fallback);
     } else if (!missing.includes(part.name)) {
       missing.push(part.name);
     }
@@ -117,7 +128,9 @@ export function interpolateRecipe(data: unknown, options: InterpolateOptions): I
   };
 
   const resolve = (text: string, path: Path, lookup: Lookup): string => {
-    const result = interpolateString(text, lookup);
+    const keepRuntime = allowsRuntimeVars(path);
+    const result = interpolateString(text, lookup, { keepRuntime });
+    if (!keepRuntime) problems.push(...misplacedRuntimeProblems(text, path));
     if (result.ok) {
       if (isShellString(path)) problems.push(...shellSyntaxProblems(text, path, lookup));
       if (isCommandPart(path)) warnings.push(...secretInCommandProblems(text, path));
@@ -125,6 +138,7 @@ export function interpolateRecipe(data: unknown, options: InterpolateOptions): I
     }
     if (result.error) problems.push({ path, message: result.error });
     for (const name of result.missing) {
+      if (isRuntimeVar(name)) continue;
       problems.push({
         path,
         message: `undefined variable \${${name}}: pass --var ${name}=..., define it under vars or in the environment, or write \${${name}:-default}`,
@@ -133,11 +147,17 @@ export function interpolateRecipe(data: unknown, options: InterpolateOptions): I
     return text;
   };
 
+  for (const name of Object.keys(cliVars)) {
+    if (name.startsWith(RESERVED_PREFIX)) problems.push({ path: [], message: `--var ${name}: names starting with ${RESERVED_PREFIX} are reserved for safe-restart's run-time variables – choose another name` });
+  }
   const root = isRecord(data) ? data : undefined;
   const writtenVars = root && isRecord(root.vars) ? root.vars : undefined;
   if (root && writtenVars) {
     const resolvedVars: Record<string, unknown> = {};
     for (const [name, written] of Object.entries(writtenVars)) {
+      if (name.startsWith(RESERVED_PREFIX)) {
+        problems.push({ path: ['vars', name], message: `names starting with ${RESERVED_PREFIX} are reserved for safe-restart's run-time variables – choose another name` });
+      }
       if (Object.hasOwn(cliVars, name)) {
         resolvedVars[name] = cliVars[name];
         continue;
@@ -201,12 +221,26 @@ function secretInCommandProblems(text: string, path: Path): InterpolationProblem
     }));
 }
 
+// A run-time reference outside the parts that run would stay unresolved text.
+function misplacedRuntimeProblems(text: string, path: Path): InterpolationProblem[] {
+  const parsed = parseTemplate(text);
+  if (!parsed.ok) return [];
+  return parsed.parts
+    .filter((part): part is Reference => typeof part !== 'string' && isRuntimeVar(part.name))
+    .map((part) => ({
+      path,
+      message: `\${${part.name}} is a run-time variable, known only while a run is under way: it may be used in ${RUNTIME_SECTIONS_TEXT}, not here`,
+    }));
+}
+
 function shellSyntaxProblems(text: string, path: Path, lookup: Lookup): InterpolationProblem[] {
   const parsed = parseTemplate(text);
   if (!parsed.ok) return [];
   const problems: InterpolationProblem[] = [];
   for (const part of parsed.parts) {
     if (typeof part === 'string') continue;
+    // bound at run time, where the same rule is applied to the value
+    if (isRuntimeVar(part.name)) continue;
     const found = lookup(part.name);
     const value = found !== undefined && (found !== '' || part.fallback === undefined) ? found : (part.fallback ?? '');
     const bad = SHELL_SYNTAX.exec(value)?.[0];

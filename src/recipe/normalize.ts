@@ -4,7 +4,8 @@ import type { Redactor } from '../redact.js';
 import { parseDuration } from './duration.js';
 import { CHECK_TYPES } from './constants.js';
 import type { WrittenCheck, WrittenRecipe, WrittenRunStep } from './schema.js';
-import { describeCommand, describeDatabaseUrl, formatHostPort, parseHostPort } from './targets.js';
+import { describeCommand as describeWritten, describeDatabaseUrl, formatHostPort, parseHostPort } from './targets.js';
+import { showTemplate } from './runtime-vars.js';
 import {
   DEFAULTS,
   type CheckSpec,
@@ -27,6 +28,9 @@ export interface NormalizeContext {
   vars: Record<string, string>;
   redactor: Redactor;
 }
+
+// labels show run-time references as written
+const describeCommand = (command: string | string[]): string => showTemplate(describeWritten(command));
 
 function ms(value: string | number | undefined, fallback: number): number {
   return value === undefined ? fallback : (parseDuration(value) ?? fallback);
@@ -141,9 +145,9 @@ function copyCommand(command: string | string[]): string | string[] {
 }
 
 export function normalizeCheck(check: WrittenCheck, recipe: WrittenRecipe, redactor: Redactor): CheckSpec {
-  const target = redactor.redact(checkTarget(check));
+  const target = redactor.redact(showTemplate(checkTarget(check)));
   return {
-    name: check.name ?? redactor.redact(checkLabel(check)),
+    name: check.name ?? redactor.redact(showTemplate(checkLabel(check))),
     type: checkType(check),
     target,
     probe: probe(check),
@@ -177,11 +181,13 @@ function normalizeRelease(recipe: WrittenRecipe): ReleaseSpec | undefined {
   if (!r) return undefined;
   if (r.symlink !== undefined && r.releases_dir !== undefined) return { kind: 'symlink', symlink: r.symlink, releasesDir: r.releases_dir };
   if (r.current && r.activate) {
-    return {
+    const spec: ReleaseSpec = {
       kind: 'command',
       current: normalizeStep({ run: r.current.run }, 'current release'),
       activate: normalizeStep(r.activate, 'activate release'),
     };
+    if (r.exists) spec.exists = normalizeStep(r.exists, 'release exists');
+    return spec;
   }
   throw new Error('normalize: incomplete release (rules.ts must run first)');
 }
@@ -228,6 +234,7 @@ export function normalizeRecipe(recipe: WrittenRecipe, context: NormalizeContext
     name: recipe.name,
     vars: { ...context.vars },
     dependencies: (recipe.dependencies ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
+    verify: hookItems(recipe.verify, recipe, redactor),
     stop: normalizeStop(recipe),
     start: normalizeStart(recipe),
     gates: (recipe.gates ?? []).map((c) => normalizeCheck(c, recipe, redactor)),

@@ -67,6 +67,7 @@ export function checkRules(recipe: WrittenRecipe): RuleResult {
 
   checkList(r, recipe, ['dependencies'], recipe.dependencies ?? []);
   checkList(r, recipe, ['gates'], recipe.gates ?? []);
+  checkHookList(r, recipe, ['verify'], recipe.verify ?? []);
   for (const hook of ['before_stop', 'after_start', 'on_success', 'on_rollback'] as const) {
     checkHookList(r, recipe, ['hooks', hook], recipe.hooks?.[hook] ?? []);
   }
@@ -231,6 +232,9 @@ function checkRelease(r: Rules, recipe: WrittenRecipe): void {
   if (!release) return;
   const links = release.symlink !== undefined || release.releases_dir !== undefined;
   const commands = release.current !== undefined || release.activate !== undefined;
+  if (links && release.exists !== undefined) {
+    r.error(['release', 'exists'], `release.exists is for current + activate; with symlink + releases_dir a release exists when releases_dir/ID is a directory`, 'key');
+  }
   if (links && commands) {
     const key = release.current !== undefined ? 'current' : 'activate';
     r.error(['release', key], 'use either symlink + releases_dir or current + activate, not both', 'key');
@@ -253,6 +257,7 @@ function checkRelease(r: Rules, recipe: WrittenRecipe): void {
     r.error(['release', 'activate'], 'release.activate needs release.current, the command that prints the active release (got none)', 'key');
   }
   if (release.activate) checkStep(r, ['release', 'activate'], release.activate);
+  if (release.exists) checkStep(r, ['release', 'exists'], release.exists);
 }
 
 function checkStop(r: Rules, recipe: WrittenRecipe): void {

@@ -67,6 +67,8 @@ function describeUnion(issue: Extract<Issue, { code: 'invalid_union' }>, root: A
     const expected = [...new Set(branches.flatMap((b) => b.filter(rootMismatch).map((i) => describeExpected((i as { expected: string }).expected))))];
     return [{ path, at: 'value', message: `${custom ?? `expected ${expected.join(' or ')}`} (got ${got})` }];
   }
+  const mixed = describeMixedKinds(viable, root, path);
+  if (mixed) return mixed;
   const score = (b: Issue[]): number =>
     b.reduce((sum, i) => {
       if (i.code === 'unrecognized_keys') return sum + i.keys.length;
@@ -75,6 +77,41 @@ function describeUnion(issue: Extract<Issue, { code: 'invalid_union' }>, root: A
     }, 0);
   const best = viable.reduce((a, b) => (score(b) < score(a) ? b : a));
   return describeIssues(best, root, path);
+}
+
+// A mapping with keys that only one branch knows *and* keys that only another knows (a hook item with
+// both `run` and `tcp`): every branch rejects a key another accepts, so no "did you mean" can help.
+// The union's description says what the kinds are; the message names the keys that were mixed.
+function describeMixedKinds(branches: Issue[][], root: AnySchema, path: PathSegment[]): SchemaProblem[] | null {
+  if (branches.length < 2) return null;
+  const rejected = branches.map((b) => new Set(b.flatMap((i) => (i.code === 'unrecognized_keys' && i.path.length === 0 ? i.keys : []))));
+  const anyRejected = [...new Set(rejected.flatMap((r) => [...r]))];
+  // a key no branch accepts is a plain unknown key; one that some branch accepts belongs to that branch's kind
+  const unknownEverywhere = anyRejected.filter((k) => rejected.every((r) => r.has(k)));
+  const kinds = rejected.map((own) => anyRejected.filter((k) => !own.has(k))).filter((keys) => keys.length > 0);
+  if (kinds.length < 2) return null;
+  const what = unionDescriptionAt(root, path);
+  const lead = what ? `must be ${what.charAt(0).toLowerCase()}${what.slice(1).replace(/\.$/, '')}` : 'mixes keys of different kinds of item';
+  const found = kinds.map((keys) => keys.map((k) => JSON.stringify(k)).join(', ')).join(' and ');
+  const unknown = unknownEverywhere.map((key) => {
+    const suggestion = closest(key, knownKeysAt(root, path));
+    return { path: [...path, key], at: 'key' as const, message: `unknown key "${key}"${suggestion ? `; did you mean "${suggestion}"?` : ''}` };
+  });
+  return [{ path, at: 'value', message: `${lead}: found ${found}` }, ...unknown];
+}
+
+/** The description of the union schema at `path`, if it has one. */
+function unionDescriptionAt(root: AnySchema, path: Path): string | undefined {
+  for (let node of schemasAt(root, path)) {
+    while (defOf(node).type === 'optional' || defOf(node).type === 'nullable') node = defOf(node).innerType as AnySchema;
+    const description = (node as { description?: string }).description;
+    if (defOf(node).type === 'union' && description) return description;
+  }
+  return undefined;
+}
+
+function defOf(schema: AnySchema): Record<string, unknown> & { type: string } {
+  return schema._zod.def as unknown as Record<string, unknown> & { type: string };
 }
 
 /** The message a schema author wrote, or undefined when zod's generic one would be shown. */
@@ -131,6 +168,16 @@ export function describeValue(value: unknown): string {
 
 /** Keys the schema allows at `path` (all union branches together). */
 export function knownKeysAt(root: AnySchema, path: Path): string[] {
+  const keys = new Set<string>();
+  for (const s of schemasAt(root, path).flatMap(unwrap)) {
+    const def = s._zod.def as unknown as { type: string; shape?: Record<string, unknown> };
+    if (def.type === 'object' && def.shape) for (const k of Object.keys(def.shape)) keys.add(k);
+  }
+  return [...keys];
+}
+
+/** The schemas that describe the value at `path` (every union branch that could apply), not unwrapped. */
+function schemasAt(root: AnySchema, path: Path): AnySchema[] {
   let schemas: AnySchema[] = [root];
   for (const seg of path) {
     schemas = schemas.flatMap(unwrap).flatMap((s) => {
@@ -144,12 +191,7 @@ export function knownKeysAt(root: AnySchema, path: Path): string[] {
       return [];
     });
   }
-  const keys = new Set<string>();
-  for (const s of schemas.flatMap(unwrap)) {
-    const def = s._zod.def as unknown as { type: string; shape?: Record<string, unknown> };
-    if (def.type === 'object' && def.shape) for (const k of Object.keys(def.shape)) keys.add(k);
-  }
-  return [...keys];
+  return schemas;
 }
 
 function unwrap(schema: AnySchema): AnySchema[] {

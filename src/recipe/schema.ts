@@ -27,8 +27,8 @@ const Env = z.record(z.string(), z.string()).meta({ description: 'Environment va
 const Port = z.number().int().min(1).max(65535);
 
 const TcpObject = z.strictObject({
-  host: z.string().min(1),
-  port: Port,
+  host: z.string().min(1).meta({ description: 'Host name or IP address; every address of a name is tried.' }),
+  port: Port.meta({ description: 'TCP port, 1 to 65535.' }),
   state: z
     .enum(['open', 'closed', 'drained'])
     .optional()
@@ -50,17 +50,17 @@ export const HttpStatus = z.union([StatusCode, StatusClass, z.array(z.union([Sta
 });
 
 const HttpObject = z.strictObject({
-  url: z.string().min(1),
-  method: z.enum(['GET', 'HEAD']).optional(),
+  url: z.string().min(1).meta({ description: 'The http:// or https:// URL to request.' }),
+  method: z.enum(['GET', 'HEAD']).optional().meta({ description: 'GET (default) or HEAD.' }),
   status: HttpStatus.optional().meta({ description: 'Accepted status: int, list, or class strings like "2xx". Default "2xx".' }),
   body: z
-    .union([z.string(), z.strictObject({ regex: z.string().min(1) })])
+    .union([z.string(), z.strictObject({ regex: z.string().min(1).meta({ description: 'A regular expression the body must match.' }) })])
     .optional()
     .meta({ description: 'Body must contain this substring, or match { regex }.' }),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z.record(z.string(), z.string()).optional().meta({ description: 'Request headers, name: value.' }),
   ca: z.string().min(1).optional().meta({ description: 'PEM file of the CA to trust (TLS stays verified).' }),
   insecure: z.boolean().optional().meta({ description: 'true disables TLS verification (a warning is logged).' }),
-  follow_redirects: z.boolean().optional(),
+  follow_redirects: z.boolean().optional().meta({ description: 'true: follow redirects and judge the final response. Default false: a 3xx fails unless status lists it.' }),
 });
 
 export const HttpTarget = z.union(
@@ -83,8 +83,8 @@ const checkTiming = {
 // far clearer errors than a union of six objects would.
 export const Check = z.strictObject({
   ...checkTiming,
-  tcp: TcpTarget.optional(),
-  http: HttpTarget.optional(),
+  tcp: TcpTarget.optional().meta({ description: 'Ready when a connection to host:port is accepted (or, with state, refused or drained).' }),
+  http: HttpTarget.optional().meta({ description: 'Ready when the URL answers an accepted status (and body). TLS is verified.' }),
   postgres: z.string().min(1).optional().meta({ description: 'postgres://user:password@host:port/db?sslmode=...' }),
   mysql: z.string().min(1).optional().meta({ description: 'mysql://user:password@host:port/db (MySQL or MariaDB)' }),
   redis: z.string().min(1).optional().meta({ description: 'redis://[:password@]host:port/db or rediss://' }),
@@ -100,23 +100,23 @@ export const Defaults = z.strictObject({
 const stepFields = {
   timeout: Duration.optional().meta({ description: "The step's deadline; its whole process group is killed after it. Default 60s." }),
   env: Env.optional(),
-  cwd: z.string().min(1).optional(),
+  cwd: z.string().min(1).optional().meta({ description: 'Working directory of the command.' }),
 };
 
 export const RunStep = z.strictObject({
-  name: z.string().min(1).max(128).optional(),
-  run: CommandLine,
+  name: z.string().min(1).max(128).optional().meta({ description: 'Shown in output and the journal. Default: the command itself.' }),
+  run: CommandLine.meta({ description: 'The command, run to its exit: a string (run by /bin/sh -c) or an argv list (no shell).' }),
   ...stepFields,
 }).meta({ id: 'Step', description: 'A command run to completion, bounded by its timeout.' });
 
 export const Stop = z.strictObject({
-  run: CommandLine.optional(),
+  run: CommandLine.optional().meta({ description: 'Command that stops the service; its whole process group is killed after timeout.' }),
   signal: z
     .string()
     .regex(/^SIG[A-Z0-9]+$/, { message: 'expected a signal name like SIGTERM' })
     .optional()
     .meta({ description: 'Signal sent to the pid in pidfile; escalated to SIGKILL of the process group after grace.' }),
-  pidfile: z.string().min(1).optional(),
+  pidfile: z.string().min(1).optional().meta({ description: 'File holding the pid to signal. A missing file or a dead pid means already stopped.' }),
   grace: Duration.optional().meta({ description: 'How long to wait after the signal before SIGKILL. Default 30s.' }),
   ...stepFields,
 });
@@ -124,67 +124,102 @@ export const Stop = z.strictObject({
 export const Start = z.strictObject({
   run: CommandLine.optional().meta({ description: "Command whose exit (not its stdout's close) ends the start." }),
   spawn: Argv.optional().meta({ description: 'Started detached by safe-restart in its own process group.' }),
-  pidfile: z.string().min(1).optional(),
+  pidfile: z.string().min(1).optional().meta({ description: 'With spawn: where safe-restart writes the pid (atomically), for stop.signal to read.' }),
   log: z.string().min(1).optional().meta({ description: "File that receives a spawned process's stdout and stderr." }),
   ...stepFields,
 });
 
-// A hook item is a step (has `run`) or a check (has a check type key).
-export const HookItem = z.union([RunStep, Check]);
+// A hook item is a step (has `run`) or a check (has a check type key). The description doubles as the
+// message when an item mixes both (schema-problems.ts).
+export const HookItem = z
+  .union([RunStep, Check])
+  .meta({ description: 'A step (run) or a check (tcp, http, postgres, mysql, redis, command), not both.' });
 
 export const Release = z.strictObject({
   symlink: z.string().min(1).optional().meta({ description: 'The link the service runs from; switched atomically.' }),
   releases_dir: z.string().min(1).optional().meta({ description: '--release ID means releases_dir/ID.' }),
-  current: z.strictObject({ run: CommandLine }).optional().meta({ description: 'Prints the active release id.' }),
+  current: z.strictObject({ run: CommandLine.meta({ description: 'Prints the id of the active release on stdout.' }) }).optional().meta({ description: 'Prints the active release id.' }),
   activate: z
-    .strictObject({ run: CommandLine, ...stepFields })
+    .strictObject({ run: CommandLine.meta({ description: 'Makes $SAFE_RESTART_RELEASE the active release.' }), ...stepFields })
     .optional()
     .meta({ description: 'Activates $SAFE_RESTART_RELEASE.' }),
+  exists: z
+    .strictObject({ run: CommandLine.meta({ description: 'Exits 0 when release $SAFE_RESTART_RELEASE exists.' }), ...stepFields })
+    .optional()
+    .meta({ description: 'Exits 0 when release $SAFE_RESTART_RELEASE exists (checked for TARGET and, for rollback readiness, PREVIOUS, before anything is stopped).' }),
 });
 
 export const NOTIFY_EVENTS = ['started', 'succeeded', 'rolled_back', 'failed', 'aborted'] as const;
 
 export const Notify = z.strictObject({
-  url: z.string().min(1),
+  url: z.string().min(1).meta({ description: 'Webhook URL; each notification is a POST of JSON.' }),
   on: z.array(z.enum(NOTIFY_EVENTS)).min(1).optional().meta({ description: 'Default: succeeded, rolled_back, failed.' }),
-  headers: z.record(z.string(), z.string()).optional(),
-  format: z.enum(['json', 'slack']).optional(),
+  headers: z.record(z.string(), z.string()).optional().meta({ description: 'Extra request headers, name: value.' }),
+  format: z.enum(['json', 'slack']).optional().meta({ description: 'json (default): the run as a JSON object; slack: a { text } message for a Slack webhook.' }),
   timeout: Duration.optional().meta({ description: 'Total budget for this notification, retries included. Default 10s.' }),
 });
 
 export const Recipe = z
   .strictObject({
-    version: z.literal(1),
+    version: z.literal(1).meta({ description: 'The recipe format version: 1.' }),
     name: z.string().regex(NAME_PATTERN, {
       message: 'expected 1 to 63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit',
-    }),
-    description: z.string().optional(),
+    }).meta({ description: 'The service: 1 to 63 of a-z, 0-9, ".", "_", "-". Also the name of its lock and journals.' }),
+    description: z.string().optional().meta({ description: 'Free text for people reading the recipe.' }),
     vars: z
       .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'must be letters, digits and _, not starting with a digit' }), z.string())
       .optional()
       .meta({ description: 'String values; may use ${ENV} and earlier vars. Names containing PASSWORD, SECRET, TOKEN or KEY are redacted.' }),
-    defaults: Defaults.optional(),
-    dependencies: z.array(Check).optional(),
-    release: Release.optional(),
-    stop: Stop,
-    start: Start,
-    gates: z.array(Check).optional(),
+    defaults: Defaults.optional().meta({ description: 'Timing for every check (dependencies, gates, hook checks) that does not set its own.' }),
+    dependencies: z
+      .array(Check)
+      .optional()
+      .meta({ description: 'Checks that must all pass before anything is stopped; otherwise exit 1 with nothing touched.' }),
+    verify: z
+      .array(HookItem)
+      .optional()
+      .meta({
+        description:
+          'Steps or checks that test the TARGET release before anything is stopped (after dependencies, before before_stop hooks), with SAFE_RESTART_RELEASE = the target. A failure exits 1 with nothing touched.',
+      }),
+    release: Release.optional().meta({
+      description: 'What the current and the previous release are: a symlink into releases_dir, or current + activate commands. Without it a run restarts in place and cannot roll back.',
+    }),
+    stop: Stop.meta({ description: 'How the service stops: exactly one of run (a command) or signal (to the pid in pidfile).' }),
+    start: Start.meta({ description: 'How the service starts: exactly one of run (a command; its exit ends the step) or spawn (started detached by safe-restart).' }),
+    gates: z
+      .array(Check)
+      .optional()
+      .meta({ description: 'Checks that prove the started release healthy; when one fails, the run rolls back and runs the same gates against the previous release.' }),
     hooks: z
       .strictObject({
-        before_stop: z.array(HookItem).optional(),
-        after_start: z.array(HookItem).optional(),
-        on_success: z.array(HookItem).optional(),
-        on_rollback: z.array(HookItem).optional(),
+        before_stop: z
+          .array(HookItem)
+          .optional()
+          .meta({ description: 'Before stop (drain from the load balancer, wait until drained …); a failure exits 1 with nothing touched.' }),
+        after_start: z.array(HookItem).optional().meta({ description: 'After start, before the gates; a failure rolls back.' }),
+        on_success: z.array(HookItem).optional().meta({ description: 'After the gates passed; a failure is a warning.' }),
+        on_rollback: z.array(HookItem).optional().meta({ description: 'After a rollback proved the previous release healthy; a failure is a warning.' }),
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'Steps or checks run at fixed points of the restart.' }),
     rollback: z
       .strictObject({
-        enabled: z.boolean().optional(),
-        steps: z.array(RunStep).optional(),
+        enabled: z.boolean().optional().meta({ description: 'false: never roll back (a failed start or gate then exits 3). Default true.' }),
+        steps: z.array(RunStep).optional().meta({ description: 'Run after the previous release is re-activated and before it starts.' }),
       })
-      .optional(),
-    lock: z.strictObject({ timeout: Duration.optional() }).optional(),
-    notify: z.array(Notify).optional(),
+      .optional()
+      .meta({ description: 'Going back to the previous release when stop, activate, start, after_start or the gates fail.' }),
+    lock: z
+      .strictObject({
+        timeout: Duration.optional().meta({ description: "How long to wait for another run's lock before exiting 4. Default 0: exit 4 at once." }),
+      })
+      .optional()
+      .meta({ description: 'The per-recipe lock that keeps two runs of this recipe apart.' }),
+    notify: z
+      .array(Notify)
+      .optional()
+      .meta({ description: 'Webhooks told of the start and the outcome; a failed notification is a warning and never changes the outcome.' }),
     confirm: z.boolean().optional().meta({ description: 'Ask "Proceed? [y/N]" before a run (skip with --yes).' }),
   })
   .meta({

@@ -85,7 +85,7 @@ export type StartSpec =
 
 export type ReleaseSpec =
   | { kind: 'symlink'; symlink: string; releasesDir: string }
-  | { kind: 'command'; current: StepSpec; activate: StepSpec };
+  | { kind: 'command'; current: StepSpec; activate: StepSpec; exists?: StepSpec };
 
 export interface NotifySpec {
   url: string;
@@ -102,6 +102,8 @@ export interface ResolvedRecipe {
   description?: string;
   vars: Record<string, string>;
   dependencies: CheckSpec[];
+  /** Steps or checks run against the TARGET before anything is stopped. */
+  verify: HookItemSpec[];
   release?: ReleaseSpec;
   stop: StopSpec;
   start: StartSpec;

@@ -6,6 +6,7 @@ export type Phase =
   | 'lock'
   | 'resolve'
   | 'dependencies'
+  | 'verify'
   | 'before_stop'
   | 'stop'
   | 'activate'
@@ -38,7 +39,8 @@ export interface CheckOutcomeSummary {
   name: string;
   type: string;
   target: string;
-  status: 'ready' | 'failed';
+  /** cancelled: a sibling gate failed first (or the service died), so this one was stopped early */
+  status: 'ready' | 'failed' | 'cancelled';
   attempts: number;
   elapsedMs: number;
   error: { code: string; message: string } | null;
@@ -74,7 +76,20 @@ export type RunEvent =
   | { kind: 'step_output'; phase: Phase; step: string; text: string }
   | { kind: 'step_finished'; phase: Phase; step: string; ok: boolean; exitCode: number | null; durationMs: number; detail: string }
   | { kind: 'check_started'; phase: Phase; check: string; checkType: string; target: string }
-  | { kind: 'check_progress'; phase: Phase; check: string; attempts: number; elapsedMs: number; lastError: string | null }
+  | {
+      kind: 'check_progress';
+      phase: Phase;
+      check: string;
+      attempts: number;
+      elapsedMs: number;
+      lastError: string | null;
+      /** the last attempt passed: the check waits out success_threshold or stable_for, it is not failing */
+      passing?: true;
+      /** how long it has kept passing since it reached success_threshold */
+      stableForMs?: number;
+      /** the stable_for it must keep passing for (with stableForMs) */
+      stableRequiredMs?: number;
+    }
   | { kind: 'check_finished'; phase: Phase; check: CheckOutcomeSummary }
   | { kind: 'warning'; phase: Phase; message: string }
   | { kind: 'signal'; phase: Phase; signal: string; action: string }

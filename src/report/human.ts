@@ -1,5 +1,5 @@
 // Plain, timestamped lines for people and CI logs: one per state change, never one per poll attempt.
-import type { EventSink, Renderers, RunEvent } from './events.js';
+import type { EventOf, EventSink, Renderers, RunEvent } from './events.js';
 import { renderWith } from './events.js';
 import { formatDuration, renderSummary } from './summary.js';
 
@@ -18,6 +18,12 @@ export interface HumanOptions {
 /** Workflow-command data must not contain raw newlines or '%'. */
 function escapeData(text: string): string {
   return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+
+/** A check that passes and waits out stable_for (or success_threshold) is not failing: "passing, stable for 3.0s of 10s". */
+export function passingText(e: EventOf<'check_progress'>): string {
+  if (e.stableForMs !== undefined && e.stableRequiredMs) return `passing, stable for ${(e.stableForMs / 1000).toFixed(1)}s of ${Number((e.stableRequiredMs / 1000).toFixed(1))}s`;
+  return `passing, ${e.attempts} attempts`;
 }
 
 const CODES = { ok: '\u001b[32m', bad: '\u001b[31m', dim: '\u001b[2m', reset: '\u001b[0m' } as const;
@@ -52,12 +58,14 @@ export function createHumanRenderer(opts: HumanOptions): EventSink {
       const last = lastProgress.get(key) ?? -Infinity;
       if (e.elapsedMs - last < every) return null;
       lastProgress.set(key, e.elapsedMs);
-      return color('dim', `  … ${e.check}: still waiting after ${formatDuration(e.elapsedMs)}, ${e.attempts} attempts${e.lastError ? `, last: ${e.lastError}` : ''}`);
+      return color('dim', `  … ${e.check}: ${e.passing ? passingText(e) : `still waiting after ${formatDuration(e.elapsedMs)}, ${e.attempts} attempts${e.lastError ? `, last: ${e.lastError}` : ''}`}`);
     },
     check_finished: (e) =>
       e.check.status === 'ready'
         ? `  ✓ ${e.check.name} ready after ${formatDuration(e.check.elapsedMs)} (${e.check.attempts} attempt${e.check.attempts === 1 ? '' : 's'})`
-        : color('bad', `  ✗ ${e.check.name}: ${e.check.error?.message ?? 'failed'}`),
+        : e.check.status === 'cancelled'
+          ? color('dim', `  – ${e.check.name}: ${e.check.error?.message ?? 'cancelled'}`)
+          : color('bad', `  ✗ ${e.check.name}: ${e.check.error?.message ?? 'failed'}`),
     warning: (e) => color('bad', `warning: ${e.message}`),
     signal: (e) => color('bad', `received ${e.signal}: ${e.action}`),
     summary: (e) => renderSummary(e.summary, { color }),

@@ -5,6 +5,7 @@ import { createLogUpdate } from 'log-update';
 import type { EventSink, Phase, Renderers, RunEvent } from './events.js';
 import { renderWith } from './events.js';
 import { formatDuration, renderSummary } from './summary.js';
+import { passingText } from './human.js';
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const CODES = { ok: '\u001b[32m', bad: '\u001b[31m', dim: '\u001b[2m', reset: '\u001b[0m' } as const;
@@ -111,13 +112,18 @@ export function createTtyRenderer(opts: TtyOptions): EventSink {
       current()?.lines.set(`check:${e.check}`, `… ${e.check} ${color('dim', `${e.checkType} ${e.target}`)}`);
     },
     check_progress: (e) => {
-      current()?.lines.set(`check:${e.check}`, `… ${e.check}: ${e.attempts} attempts${e.lastError ? color('dim', ` · last: ${e.lastError.slice(0, 100)}`) : ''}`);
+      const text = e.passing ? passingText(e) : `${e.attempts} attempts${e.lastError ? color('dim', ` · last: ${e.lastError.slice(0, 100)}`) : ''}`;
+      current()?.lines.set(`check:${e.check}`, `… ${e.check}: ${text}`);
     },
     check_finished: (e) => {
       const c = e.check;
       current()?.lines.set(
         `check:${c.name}`,
-        c.status === 'ready' ? `✓ ${c.name} ${color('dim', `${formatDuration(c.elapsedMs)}, ${c.attempts} attempts`)}` : color('bad', `✗ ${c.name}: ${c.error?.message ?? 'failed'}`),
+        c.status === 'ready'
+          ? `✓ ${c.name} ${color('dim', `${formatDuration(c.elapsedMs)}, ${c.attempts} attempts`)}`
+          : c.status === 'cancelled'
+            ? color('dim', `– ${c.name}: ${c.error?.message ?? 'cancelled'}`)
+            : color('bad', `✗ ${c.name}: ${c.error?.message ?? 'failed'}`),
       );
     },
     warning: (e) => {

@@ -227,12 +227,25 @@ export function findUnfinishedRun(runsDir: string): JournalDigest | null {
   } catch {
     return null;
   }
-  for (const f of files) {
-    const digest = digestJournal(readJournal(join(runsDir, f)));
+  for (const digest of newestFirst(runsDir, files)) {
     if (digest.finished) return null;
     if (needsRecovery(digest)) return digest;
   }
   return null;
+}
+
+// Run ids sort by the second they started in, then by a random suffix: within one second the run
+// headers' start times decide (a recover and the next run often start in the same second).
+function* newestFirst(runsDir: string, files: string[]): Generator<JournalDigest> {
+  for (let i = 0; i < files.length; ) {
+    const second = (files[i] as string).split('-')[0];
+    let j = i;
+    while (j < files.length && (files[j] as string).split('-')[0] === second) j++;
+    const group = files.slice(i, j).map((f) => digestJournal(readJournal(join(runsDir, f))));
+    if (group.length > 1) group.sort((a, b) => (b.header?.startedAt ?? '').localeCompare(a.header?.startedAt ?? ''));
+    yield* group;
+    i = j;
+  }
 }
 
 /** Close a dead run's journal by naming the run that accounted for it. Best effort: false when it cannot. */

@@ -24,9 +24,9 @@ export interface MachineState {
   exit: { code: 0 | 1 | 2 | 3; outcome: Outcome } | null;
 }
 
-export const FORWARD: readonly Phase[] = ['resolve', 'dependencies', 'before_stop', 'stop', 'activate', 'start', 'after_start', 'gates', 'on_success'];
+export const FORWARD: readonly Phase[] = ['resolve', 'dependencies', 'verify', 'before_stop', 'stop', 'activate', 'start', 'after_start', 'gates', 'on_success'];
 export const ROLLBACK: readonly Phase[] = ['rollback_stop', 'rollback_activate', 'rollback_steps', 'rollback_start', 'rollback_gates', 'on_rollback'];
-const BEFORE_TOUCH: ReadonlySet<Phase> = new Set<Phase>(['resolve', 'dependencies', 'before_stop']);
+const BEFORE_TOUCH: ReadonlySet<Phase> = new Set<Phase>(['resolve', 'dependencies', 'verify', 'before_stop']);
 const TOUCHING: ReadonlySet<Phase> = new Set<Phase>(['stop', 'activate', 'start', 'after_start', 'gates']);
 const ROLLING_BACK: ReadonlySet<Phase> = new Set<Phase>(ROLLBACK);
 

@@ -30,9 +30,39 @@ export async function readCurrentRelease(spec: ReleaseSpec, runCommand: CommandR
   return id;
 }
 
-/** For releases_dir: the directory must exist. A command-defined release cannot be checked ahead of time. */
-export async function releaseExists(spec: ReleaseSpec, id: string): Promise<{ ok: boolean; detail: string }> {
-  if (spec.kind !== 'symlink') return { ok: true, detail: 'release existence is up to the activate command' };
+/** PREVIOUS (what is active now) and TARGET (--release, else PREVIOUS), which must exist: decided before anything is touched. */
+export async function resolveReleases(
+  spec: ReleaseSpec | undefined,
+  requested: string | undefined,
+  runCommand: CommandRunner,
+): Promise<{ ok: true; previous: string | null; target: string | null } | { ok: false; reason: string; previous: string | null; target: string | null }> {
+  if (requested !== undefined) {
+    if (!RELEASE_ID.test(requested)) return { ok: false, reason: `--release "${requested}" must match [A-Za-z0-9][A-Za-z0-9._-]*`, previous: null, target: null };
+    if (!spec) return { ok: false, reason: `--release ${requested} was given but the recipe has no release section`, previous: null, target: null };
+  }
+  if (!spec) return { ok: true, previous: null, target: null };
+  let previous: string | null;
+  try {
+    previous = await readCurrentRelease(spec, runCommand);
+  } catch (error) {
+    return { ok: false, reason: `cannot read the current release: ${(error as Error).message}`, previous: null, target: null };
+  }
+  const target = requested ?? previous;
+  if (target === null) {
+    return { ok: false, reason: `no current release (${spec.kind === 'symlink' ? `${spec.symlink} does not exist` : 'release.current printed nothing'}) and no --release given`, previous, target };
+  }
+  const exists = await releaseExists(spec, target, runCommand);
+  if (!exists.ok) return { ok: false, reason: `release ${target} not found: ${exists.detail}`, previous, target };
+  return { ok: true, previous, target };
+}
+
+/** For releases_dir: the directory must exist; with commands, `release.exists` decides (without it, the activate command will). */
+export async function releaseExists(spec: ReleaseSpec, id: string, runCommand?: CommandRunner): Promise<{ ok: boolean; detail: string }> {
+  if (spec.kind !== 'symlink') {
+    if (!spec.exists || !runCommand) return { ok: true, detail: 'release existence is up to the activate command' };
+    const r = await runCommand(spec.exists, { SAFE_RESTART_RELEASE: id });
+    return r.ok ? { ok: true, detail: `release.exists accepted ${id}` } : { ok: false, detail: `release.exists ${r.detail}` };
+  }
   const dir = join(spec.releasesDir, id);
   try {
     const st = await stat(dir);

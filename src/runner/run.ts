@@ -3,20 +3,24 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { EXIT, LockedError, PreflightError } from '../errors.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, StepSpec, StopSpec, StartSpec } from '../recipe/types.js';
-import type { CheckOutcomeSummary, EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
+import type { EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
 import type { Resolver } from '../checks/types.js';
-import { pollCheck, type CheckOutcome } from '../poll.js';
+import type { CheckOutcome } from '../poll.js';
 import { runStep, type StepResult } from '../process/step.js';
+import { bindDeep, runtimeVars } from '../recipe/runtime-vars.js';
+import { NO_WATCH, raceWatch, type ServiceWatch } from '../service/watch.js';
+import { watchSpawned } from '../service/process.js';
+import { SHELL_KEYS, describeStep, runChecksAction, runHooksAction, runStepAction, type ActionContext } from './actions.js';
 import { spawnDaemon } from '../process/daemon.js';
 import { stopByPidfile } from '../process/stop.js';
 import { isAlive, readPidfile } from '../process/group.js';
 import { Journal, JournalWriteError, describeInFlight, digestJournal, findUnfinishedRun, markRecovered, needsRecovery, readJournal, type JournalOptions } from './journal.js';
 import { currentLockInfo, inspectLock, procStartTime, releaseLock, takeOverDeadLock, tryCreateLock } from './lock.js';
 import { initialState, next, withReleases, type MachineEvent, type MachineState } from './machine.js';
-import { RELEASE_ID, readCurrentRelease, releaseExists, switchSymlink, type CommandRunner } from './release.js';
+import { readCurrentRelease, releaseExists, resolveReleases, switchSymlink, type CommandRunner } from './release.js';
 import { StateStore } from './state.js';
 import { describeOutcome, leftStateLines } from './outcome.js';
 import { killRecordedGroups } from './recover.js';
@@ -35,6 +39,8 @@ export interface RunOptions {
   emit: EventSink;
   /** Subscribe to SIGINT/SIGTERM; returns an unsubscribe function. */
   onSignal?: (handler: (signal: NodeJS.Signals) => void) => () => void;
+  /** Subscribe to SIGHUP (the terminal went away): recorded, and the run goes on. */
+  onHangup?: (handler: () => void) => () => void;
   resolver?: Resolver;
   journal?: JournalOptions;
   /** `recover`: finish an interrupted run instead of starting a new restart */
@@ -44,8 +50,6 @@ export interface RunOptions {
   /** warnings found while loading the recipe: reported as events and kept in the summary */
   warnings?: string[];
 }
-
-const PROGRESS_EVERY_MS = 1_000;
 
 export function newRunId(): string {
   const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -153,7 +157,14 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     const failureDetails: string[] = [];
     const failedChecks: Array<{ phase: Phase; outcome: CheckOutcome }> = [];
 
-    const send = (event: RunEvent) => emit(event);
+    // a renderer that cannot write (terminal gone, pipe closed) must never end the run: the journal carries on
+    const send = (event: RunEvent) => {
+      try {
+        emit(event);
+      } catch {
+        // the journal and the summary record what the terminal missed
+      }
+    };
     let lastSignal: NodeJS.Signals | null = null;
     const interruptReason = () => `interrupted by ${lastSignal ?? 'a signal'}`;
 
@@ -171,98 +182,57 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         }),
       );
     }
-
-    const baseEnv = (phase: Phase, release: string | null): Record<string, string> => ({
-      SAFE_RESTART_NAME: recipe.name,
-      SAFE_RESTART_RUN_ID: runId,
-      SAFE_RESTART_RELEASE: release ?? '',
-      SAFE_RESTART_PREVIOUS_RELEASE: previous ?? '',
-      SAFE_RESTART_TARGET_RELEASE: target ?? '',
-      SAFE_RESTART_PHASE: phase,
-    });
+    if (options.onHangup) {
+      // a closed terminal (laptop lid, dropped SSH session) is not a request to stop: finish, and say so
+      unsubscribers.push(
+        options.onHangup(() => {
+          const message = `the terminal hung up (SIGHUP) during ${state.phase}: the run goes on to its end; the journal and \`safe-restart history\` keep its outcome`;
+          j.tryWrite({ type: 'note', phase: state.phase, detail: message });
+          warnings.push(message);
+          send({ kind: 'signal', phase: state.phase, signal: 'SIGHUP', action: 'ignored: the run goes on to its end' });
+        }),
+      );
+    }
 
     let stepSeq = 0;
-    const runOne = async (phase: Phase, step: StepSpec, release: string | null, signal: AbortSignal): Promise<StepResult> => {
-      const logFile = join(store.stepLogDir(recipe.name, runId), `${String(++stepSeq).padStart(2, '0')}-${phase}-${step.name.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 40)}.log`);
-      mkdirSync(store.stepLogDir(recipe.name, runId), { recursive: true, mode: 0o700 });
-      j.write({ type: 'intent', phase, action: step.name, detail: redact(Array.isArray(step.run) ? JSON.stringify(step.run) : step.run) });
-      send({ kind: 'step_started', phase, step: step.name });
-      const local = new AbortController();
-      const onAbort = () => local.abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (signal.aborted) local.abort(signal.reason);
-      let journalError: unknown = null;
+    const ctx: ActionContext = {
+      recipeName: recipe.name,
+      runId,
+      journal: j,
+      emit: send,
+      redact,
+      ...(options.resolver ? { resolver: options.resolver } : {}),
+      stepLogDir: store.stepLogDir(recipe.name, runId),
+      runtime: (phase, release) => runtimeVars({ name: recipe.name, runId, phase, release, previous, target }),
+      failedChecks,
+      nextStepSeq: () => ++stepSeq,
+    };
+    const runOne = (phase: Phase, step: StepSpec, release: string | null, signal: AbortSignal): Promise<StepResult> => runStepAction(ctx, phase, step, release, signal);
+    const runChecks = (phase: Phase, checks: CheckSpec[], release: string | null, signal: AbortSignal, failFast: boolean): Promise<string | null> =>
+      runChecksAction(ctx, phase, checks, release, signal, { failFast });
+    const runHooks = (phase: Phase, items: HookItemSpec[], release: string | null, signal: AbortSignal): Promise<string | null> => runHooksAction(ctx, phase, items, release, signal);
+
+    // the started service, watched while it is being proven (after_start hooks and gates)
+    let serviceWatch: ServiceWatch = NO_WATCH;
+    const watched = async (phase: Phase, signal: AbortSignal, work: (s: AbortSignal) => Promise<string | null>): Promise<string | null> => {
+      const raced = await raceWatch(serviceWatch, signal, work, (failure) => failure !== null);
+      if ('result' in raced) return raced.result;
+      const { reason, evidence } = raced.failed;
+      j.write({ type: 'note', phase, detail: redact([reason, ...evidence].join('\n')) });
+      send({ kind: 'warning', phase, message: redact(`${reason} – ending ${phase} now`) });
+      return evidence.length > 0 ? `${reason}; its log ends:\n${evidence.map((l) => `  ${l}`).join('\n')}` : reason;
+    };
+
+    const stopService = async (phase: Phase, written: StopSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
+      // stopping the service ourselves is not a failure of it
+      serviceWatch.stop();
+      serviceWatch = NO_WATCH;
+      if (written.kind === 'run') return stepFailure(await runOne(phase, written.step, release, signal), written.step);
+      let spec: Extract<StopSpec, { kind: 'signal' }>;
       try {
-        const result = await runStep(step, {
-          env: baseEnv(phase, release),
-          outputFile: logFile,
-          signal: local.signal,
-          onSpawn: ({ pid, pgid }) => {
-            try {
-              j.write({ type: 'child', phase, action: step.name, pid, pgid, startTime: procStartTime(pid) });
-            } catch (error) {
-              journalError = error;
-              local.abort(error);
-            }
-          },
-          onOutput: (text) => send({ kind: 'step_output', phase, step: step.name, text: redact(text) }),
-        });
-        if (journalError) throw journalError;
-        const detail = describeStep(result);
-        j.write({ type: 'done', phase, action: step.name, ok: result.ok, durationMs: result.durationMs, detail, exitCode: result.exitCode, pid: result.pid, pgid: result.pgid, outputTail: result.outputTail });
-        send({ kind: 'step_finished', phase, step: step.name, ok: result.ok, exitCode: result.exitCode, durationMs: result.durationMs, detail: redact(detail) });
-        return result;
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-      }
-    };
-
-    const pollOne = async (phase: Phase, check: CheckSpec, signal: AbortSignal): Promise<CheckOutcome> => {
-      send({ kind: 'check_started', phase, check: check.name, checkType: check.type, target: check.target });
-      let lastProgress = performance.now();
-      const started = performance.now();
-      const outcome = await pollCheck(check, {
-        signal,
-        resolver: options.resolver,
-        onAttempt: (n, r) => {
-          const now = performance.now();
-          if (now - lastProgress >= PROGRESS_EVERY_MS) {
-            lastProgress = now;
-            send({ kind: 'check_progress', phase, check: check.name, attempts: n, elapsedMs: Math.round(now - started), lastError: r.error ? redact(`${r.error.code}: ${r.error.message}`) : null });
-          }
-        },
-      });
-      send({ kind: 'check_finished', phase, check: summarizeCheck(outcome, redact) });
-      return outcome;
-    };
-
-    const runChecks = async (phase: Phase, checks: CheckSpec[], signal: AbortSignal): Promise<string | null> => {
-      if (checks.length === 0) return null;
-      const outcomes = await Promise.all(checks.map((c) => pollOne(phase, c, signal)));
-      const failed = outcomes.filter((o) => o.status !== 'ready');
-      if (failed.length === 0) return null;
-      failedChecks.push(...failed.map((outcome) => ({ phase, outcome })));
-      return failed.map((o) => redact(o.error?.message ?? `${o.name} failed`)).join('; ');
-    };
-
-    const runHooks = async (phase: Phase, items: HookItemSpec[], release: string | null, signal: AbortSignal): Promise<string | null> => {
-      for (const item of items) {
-        if (signal.aborted) return String((signal.reason as Error)?.message ?? 'interrupted');
-        if (item.kind === 'step') {
-          const r = await runOne(phase, item.step, release, signal);
-          if (!r.ok) return `hook "${item.step.name}" ${describeStep(r)}`;
-        } else {
-          const failure = await runChecks(phase, [item.check], signal);
-          if (failure) return failure;
-        }
-      }
-      return null;
-    };
-
-    const stopService = async (phase: Phase, spec: StopSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
-      if (spec.kind === 'run') {
-        const r = await runOne(phase, spec.step, release, signal);
-        return r.ok ? null : `step "${spec.step.name}" ${describeStep(r)}`;
+        spec = bindDeep(written, ctx.runtime(phase, release));
+      } catch (error) {
+        return `stop failed: ${(error as Error).message}`;
       }
       j.write({ type: 'intent', phase, action: 'signal', detail: `${spec.signal} to the pid in ${spec.pidfile}, SIGKILL of its group after ${spec.graceMs}ms` });
       send({ kind: 'step_started', phase, step: `${spec.signal} ${spec.pidfile}` });
@@ -273,18 +243,24 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       return r.ok ? null : `stop failed: ${detail}`;
     };
 
-    const startService = async (phase: Phase, spec: StartSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
-      if (spec.kind === 'run') {
-        const r = await runOne(phase, spec.step, release, signal);
-        return r.ok ? null : `step "${spec.step.name}" ${describeStep(r)}`;
+    const startService = async (phase: Phase, written: StartSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
+      serviceWatch.stop();
+      serviceWatch = NO_WATCH;
+      if (written.kind === 'run') return stepFailure(await runOne(phase, written.step, release, signal), written.step);
+      let spec: Extract<StartSpec, { kind: 'spawn' }>;
+      try {
+        spec = bindDeep(written, ctx.runtime(phase, release));
+      } catch (error) {
+        return `spawn failed: ${(error as Error).message}`;
       }
       const label = spec.argv.join(' ');
       j.write({ type: 'intent', phase, action: 'spawn', detail: redact(label) });
       send({ kind: 'step_started', phase, step: `spawn ${label}` });
       const t = performance.now();
       try {
-        const env = { ...baseEnv(phase, release), ...spec.env };
-        const { pid, pgid } = await spawnDaemon({ argv: spec.argv, cwd: spec.cwd, env, log: spec.log, pidfile: spec.pidfile });
+        const env = { ...ctx.runtime(phase, release), ...spec.env };
+        const { pid, pgid, exited } = await spawnDaemon({ argv: spec.argv, cwd: spec.cwd, env, log: spec.log, pidfile: spec.pidfile });
+        serviceWatch = watchSpawned({ pid, label: redact(label), exited, ...(spec.log ? { log: spec.log } : {}), startedAt: t });
         j.write({ type: 'child', phase, action: 'spawn', pid, pgid, startTime: procStartTime(pid) });
         const durationMs = Math.round(performance.now() - t);
         j.write({ type: 'done', phase, action: 'spawn', ok: true, durationMs, detail: `pid ${pid}`, pid, pgid });
@@ -301,7 +277,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     };
 
     const runCommand: CommandRunner = async (step, extra) => {
-      const r = await runStep(step, { env: { ...baseEnv('resolve', null), ...extra }, signal: phaseController.signal });
+      const r = await runStep(bindDeep(step, ctx.runtime('resolve', null), SHELL_KEYS), { env: { ...ctx.runtime('resolve', null), ...extra }, signal: phaseController.signal });
       return { ok: r.ok, stdout: r.stdoutTail ?? r.outputTail, detail: describeStep(r) };
     };
 
@@ -330,17 +306,26 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
           return `switching ${spec.symlink} to ${release} failed: ${detail}`;
         }
       }
-      const r = await runOne(phase, spec.activate, release, signal);
-      return r.ok ? null : `step "${spec.activate.name}" ${describeStep(r)}`;
+      return stepFailure(await runOne(phase, spec.activate, release, signal), spec.activate);
+    };
+
+    // PREVIOUS must still be there to go back to: a run that could not roll back must not start
+    const rollbackReadiness = async (): Promise<string | null> => {
+      if (mode !== 'run' || !recipe.rollback.enabled || !recipe.release || previous === null || previous === target) return null;
+      const exists = await releaseExists(recipe.release, previous, runCommand);
+      if (exists.ok) return null;
+      return `release ${previous} to roll back to is gone: ${exists.detail} – restore it, or set rollback.enabled: false to run without a way back`;
     };
 
     // ----- the phases -----
     const perform = async (phase: Phase, signal: AbortSignal): Promise<string | null> => {
       switch (phase) {
         case 'resolve':
-          return resolveReleases();
+          return resolvePhase();
         case 'dependencies':
-          return runChecks(phase, recipe.dependencies, signal);
+          return runChecks(phase, recipe.dependencies, target, signal, false);
+        case 'verify':
+          return (await rollbackReadiness()) ?? runHooks(phase, recipe.verify, target, signal);
         case 'before_stop':
           return runHooks(phase, recipe.hooks.beforeStop, target, signal);
         case 'stop':
@@ -350,9 +335,9 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         case 'start':
           return startService(phase, recipe.start, target, signal);
         case 'after_start':
-          return runHooks(phase, recipe.hooks.afterStart, target, signal);
+          return watched(phase, signal, (s) => runHooks(phase, recipe.hooks.afterStart, target, s));
         case 'gates':
-          return runChecks(phase, recipe.gates, signal);
+          return watched(phase, signal, (s) => runChecks(phase, recipe.gates, target, s, true));
         case 'on_success': {
           const failure = await runHooks(phase, recipe.hooks.onSuccess, target, signal);
           store.writeRecipeState(recipe.name, { lastGoodRelease: target, lastGoodRunId: runId, updatedAt: new Date().toISOString() });
@@ -372,7 +357,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         case 'rollback_start':
           return startService(phase, recipe.start, previous, signal);
         case 'rollback_gates':
-          return runChecks(phase, recipe.gates, signal);
+          return watched(phase, signal, (s) => runChecks(phase, recipe.gates, previous, s, true));
         case 'on_rollback': {
           store.writeRecipeState(recipe.name, { lastGoodRelease: previous, lastGoodRunId: runId, updatedAt: new Date().toISOString() });
           return runHooks(phase, recipe.hooks.onRollback, previous, signal);
@@ -382,7 +367,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       }
     };
 
-    const resolveReleases = async (): Promise<string | null> => {
+    const resolvePhase = async (): Promise<string | null> => {
       const spec = recipe.release;
       if (mode === 'recover') {
         // recover re-activates the last release that passed its gates, else the PREVIOUS of the dead run
@@ -397,22 +382,10 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         }
         return null;
       }
-      if (options.release !== undefined) {
-        if (!RELEASE_ID.test(options.release)) return `--release "${options.release}" must match [A-Za-z0-9][A-Za-z0-9._-]*`;
-        if (!spec) return `--release ${options.release} was given but the recipe has no release section`;
-      }
-      if (spec) {
-        try {
-          previous = await readCurrentRelease(spec, runCommand);
-        } catch (error) {
-          return `cannot read the current release: ${(error as Error).message}`;
-        }
-        target = options.release ?? previous;
-        if (target === null) return `no current release (${spec.kind === 'symlink' ? `${spec.symlink} does not exist` : 'release.current printed nothing'}) and no --release given`;
-        const exists = await releaseExists(spec, target);
-        if (!exists.ok) return `release ${target} not found: ${exists.detail}`;
-      }
-      return null;
+      const resolved = await resolveReleases(spec, options.release, runCommand);
+      previous = resolved.previous;
+      target = resolved.target;
+      return resolved.ok ? null : resolved.reason;
     };
 
     // ----- the loop -----
@@ -516,6 +489,8 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     function skipReason(phase: Phase): string | null {
       // recover's forward path: resolve → kill what the dead run left → stop → activate → start → gates
       if (phase === 'before_stop' && mode === 'recover') return 'recover runs no before_stop hooks';
+      if (phase === 'verify' && mode === 'recover') return 'recover goes back to a release that passed its gates';
+      if (phase === 'verify' && recipe.verify.length === 0 && !(recipe.rollback.enabled && recipe.release && previous !== null && previous !== target)) return 'none defined';
       if (phase === 'rollback_activate' && (!recipe.release || previous === null)) return 'nothing to re-activate';
       if (phase === 'rollback_steps' && recipe.rollback.steps.length === 0) return 'no rollback steps';
       if (phase === 'activate' && (!recipe.release || target === null || target === previous) && mode === 'run') return 'in-place restart';
@@ -528,6 +503,10 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       switch (phase) {
         case 'dependencies':
           return `${recipe.dependencies.length} check${recipe.dependencies.length === 1 ? '' : 's'}`;
+        case 'verify': {
+          const n = recipe.verify.length;
+          return `${n > 0 ? `${n} item${n === 1 ? '' : 's'} on release ${target ?? '(in place)'}` : 'no items'}${recipe.rollback.enabled && previous !== null && previous !== target ? `; release ${previous} still there to roll back to` : ''}`;
+        }
         case 'activate':
           return target ? `release ${target}` : undefined;
         case 'rollback_activate':
@@ -607,15 +586,9 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
   }
 }
 
-function describeStep(r: StepResult): string {
-  const tail = r.outputTail.trim().split('\n').slice(-1)[0]?.slice(0, 200) ?? '';
-  const withTail = (text: string) => (tail ? `${text}: ${tail}` : text);
-  if (r.ok) return `exited 0 in ${r.durationMs}ms`;
-  if (r.timedOut) return `timed out after ${r.durationMs}ms (process group killed)`;
-  if (r.aborted) return `interrupted after ${r.durationMs}ms (process group killed)`;
-  if (r.exitCode !== null) return withTail(`exited ${r.exitCode}`);
-  if (r.signal) return withTail(`killed by ${r.signal}`);
-  return r.error ? `failed: ${r.error.code} ${r.error.message}` : 'failed';
+/** Why a step failed, as the phase's failure reason; null when it passed. */
+function stepFailure(r: StepResult, step: StepSpec): string | null {
+  return r.ok ? null : `step "${step.name}" ${describeStep(r)}`;
 }
 
 function copyFileSafe(from: string, to: string): void {
@@ -625,16 +598,3 @@ function copyFileSafe(from: string, to: string): void {
     // the bundle keeps its earlier copy
   }
 }
-
-function summarizeCheck(o: CheckOutcome, redact: (t: string) => string): CheckOutcomeSummary {
-  return {
-    name: o.name,
-    type: o.type,
-    target: redact(o.target),
-    status: o.status,
-    attempts: o.attempts,
-    elapsedMs: o.elapsedMs,
-    error: o.error ? { code: o.error.code, message: redact(o.error.message) } : null,
-  };
-}
-

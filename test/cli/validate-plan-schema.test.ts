@@ -127,8 +127,10 @@ describe('plan', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Plan for svc (${join(dir, 'valid.yaml')})`);
     expect(r.stdout).toContain('Release: none yet → r2');
-    expect(r.stdout.indexOf('1. dependencies')).toBeLessThan(r.stdout.indexOf('3. stop'));
-    expect(r.stdout.indexOf('3. stop')).toBeLessThan(r.stdout.indexOf('7. gates'));
+    expect(r.stdout.indexOf('1. dependencies')).toBeLessThan(r.stdout.indexOf('2. verify'));
+    expect(r.stdout.indexOf('2. verify')).toBeLessThan(r.stdout.indexOf('4. stop'));
+    expect(r.stdout.indexOf('4. stop')).toBeLessThan(r.stdout.indexOf('8. gates'));
+    expect(r.stdout).toMatch(/Worst case: /);
   });
 
   it('prints JSON with --json', async () => {
@@ -137,7 +139,7 @@ describe('plan', () => {
     const plan = JSON.parse(r.stdout) as { recipe: string; phases: Array<{ phase: string }>; release: { mode: string } };
     expect(plan.recipe).toBe('svc');
     expect(plan.release.mode).toBe('in-place');
-    expect(plan.phases.map((p) => p.phase)).toEqual(['dependencies', 'before_stop', 'stop', 'release', 'start', 'after_start', 'gates', 'on_success']);
+    expect(plan.phases.map((p) => p.phase)).toEqual(['dependencies', 'verify', 'before_stop', 'stop', 'release', 'start', 'after_start', 'gates', 'on_success']);
   });
 
   it('never prints a password given by --var or the environment', async () => {

@@ -1,6 +1,6 @@
 // Secret canaries: a password in a DB URL and *_PASSWORD variables never appear in stdout, stderr, --json,
-// the journal, step logs, the evidence bundle, notifications, or the command line of any process
-// (sampled from /proc/*/cmdline while a command check runs).
+// the journal, step logs (the raw ones in the state directory too), the evidence bundle, notifications, or
+// the command line of any process (sampled from /proc/*/cmdline while a command check runs).
 import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -123,16 +123,19 @@ describe('secret canaries', () => {
       plan: plan.stdout + plan.stderr,
       notifications: bodies.join('\n'),
     };
-    // a step's raw output file is written by the step itself (not through safe-restart): it is kept private
-    // (0600 in 0700 directories) and only its redacted copies and tails leave it
+    // a step writes its raw output file itself (not through safe-restart): it is private (0600 in 0700
+    // directories) and rewritten redacted once the step has ended
     const rawStepLog = (f: string) => /\/runs\/[^/]+\/\d\d-[^/]+\.log$/.test(f);
     for (const f of filesUnder(s.stateDir)) {
       if (rawStepLog(f)) expect(statSync(f).mode & 0o077, f).toBe(0);
-      else outputs[f.slice(s.stateDir.length)] = readFileSync(f, 'latin1');
+      outputs[f.slice(s.stateDir.length)] = readFileSync(f, 'latin1');
     }
-    // the evidence bundle, journal and step logs are among them
+    // the evidence bundle, journal and step logs (raw and copied) are among them
     expect(Object.keys(outputs).some((k) => k.includes('/evidence/') && k.endsWith('summary.md'))).toBe(true);
     expect(Object.keys(outputs).some((k) => k.includes('/steps/'))).toBe(true);
+    const announced = Object.entries(outputs).filter(([k]) => rawStepLog(k) && k.includes('-before_stop-announce.log'));
+    expect(announced.length).toBeGreaterThanOrEqual(2);
+    for (const [, text] of announced) expect(text).toMatch(/as \*\*\* to postgres:\/\/app:\*\*\*@db\/app/);
     expect(bodies.length).toBeGreaterThanOrEqual(2);
     // the step really did print them: redaction, not silence, kept them out
     expect(r.stdout).toMatch(/as \*\*\* to postgres:\/\/app:\*\*\*@db\/app/);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StepSpec } from '../../src/recipe/types.js';
@@ -229,5 +229,54 @@ describe('runStep: daemonizing scripts and output', () => {
     expect(Buffer.byteLength(toFile.outputTail)).toBeLessThanOrEqual(4096);
     expect(toFile.outputTail.endsWith('aé END')).toBe(true);
     expect(toFile.outputTail).toBe(piped.outputTail);
+  });
+});
+
+describe('runStep: redact', () => {
+  const SECRET = 'Canary-Step-5u7Yt';
+  const redact = (text: string): string => text.split(SECRET).join('***');
+
+  it('rewrites the output file redacted once the step ended, private, and redacts the tails', async () => {
+    const dir = cleanup.tempDir();
+    const log = join(dir, 'out.log');
+    // a secret on every line, one split across two writes, and a long line around it
+    const script = `echo "as $DB_PASSWORD"; printf 'Canary-'; printf 'Step-5u7Yt end\\n' >&2; head -c 3000000 /dev/zero | tr '\\0' b; echo " $DB_PASSWORD"`;
+    const result = await run(step(script, { env: { DB_PASSWORD: SECRET } }), { outputFile: log, redact });
+    expect(result.ok).toBe(true);
+    expect(result.redactionError).toBeUndefined();
+    const text = readFileSync(log, 'utf8');
+    expect(text).not.toContain(SECRET);
+    expect(text.startsWith('as ***\n*** end\nbbb')).toBe(true);
+    expect(text.endsWith('b ***\n')).toBe(true);
+    expect(text.length).toBe('as ***\n*** end\n'.length + 3_000_000 + ' ***\n'.length);
+    expect(statSync(log).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(['out.log']);
+    expect(result.outputTail).not.toContain(SECRET);
+    expect(result.outputTail.endsWith('b ***\n')).toBe(true);
+  });
+
+  it('leaves a file with nothing to redact as it is (a background writer keeps appending to it)', async () => {
+    const dir = cleanup.tempDir();
+    const log = join(dir, 'out.log');
+    writeFileSync(log, 'earlier line\n', { mode: 0o600 });
+    const before = statSync(log).ino;
+    const result = await run(step('echo nothing secret'), { outputFile: log, redact });
+    expect(result.ok).toBe(true);
+    expect(statSync(log).ino).toBe(before);
+    expect(readFileSync(log, 'utf8')).toBe('earlier line\nnothing secret\n');
+    expect(readdirSync(dir)).toEqual(['out.log']);
+  });
+
+  it('says so when the file cannot be rewritten, and the step keeps its outcome', async () => {
+    const dir = cleanup.tempDir();
+    const log = join(dir, 'out.log');
+    // something already occupies the temp file's name (it is created O_EXCL, never reused or removed)
+    const squatter = `${log}.redacting-${process.pid}`;
+    mkdirSync(squatter);
+    const result = await run(step('echo "$DB_PASSWORD"', { env: { DB_PASSWORD: SECRET } }), { outputFile: log, redact });
+    expect(result.ok).toBe(true);
+    expect(result.redactionError).toMatch(/could not redact .*out\.log: EEXIST/);
+    expect(result.outputTail).toBe('***\n');
+    expect(statSync(squatter).isDirectory()).toBe(true);
   });
 });

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { interpolateString, parseTemplate } from '../../src/recipe/interpolate.js';
 import { Redactor } from '../../src/redact.js';
+import { bindTemplate, showTemplate, type RuntimeVars } from '../../src/recipe/runtime-vars.js';
+
+const RUNTIME: RuntimeVars = {
+  SAFE_RESTART_NAME: 'svc',
+  SAFE_RESTART_RUN_ID: 'r1',
+  SAFE_RESTART_RELEASE: 'v2',
+  SAFE_RESTART_PREVIOUS_RELEASE: 'v1',
+  SAFE_RESTART_TARGET_RELEASE: '',
+  SAFE_RESTART_PHASE: 'before_stop',
+};
 import { BASE, load, problems } from './helpers.js';
 
 const lookup = (vars: Record<string, string>) => (name: string) => vars[name];
@@ -79,7 +89,22 @@ describe('interpolation in recipes', () => {
 
   it('keeps the shell its own variables', () => {
     const { recipe: r } = load(recipe('hooks:\n  before_stop:\n    - run: echo "$SAFE_RESTART_RELEASE $${NOT_OURS}"\n'));
-    expect(r.hooks.beforeStop[0]).toMatchObject({ step: { run: 'echo "$SAFE_RESTART_RELEASE ${NOT_OURS}"' } });
+    // in the parts that run, a literal ${ is kept marked until the step is bound, so it is never taken for a run-time reference
+    const step = r.hooks.beforeStop[0];
+    expect(step?.kind === 'step' && bindTemplate(String(step.step.run), RUNTIME)).toBe('echo "$SAFE_RESTART_RELEASE ${NOT_OURS}"');
+  });
+
+  it('keeps run-time references for the runner, where the parts that run may use them', () => {
+    const { recipe: r } = load(recipe('hooks:\n  before_stop:\n    - run: "echo ${SAFE_RESTART_RELEASE} $${SAFE_RESTART_PHASE} ${SAFE_RESTART_TARGET_RELEASE:-none}"\n'));
+    const step = r.hooks.beforeStop[0];
+    const run = step?.kind === 'step' ? String(step.step.run) : '';
+    expect(bindTemplate(run, RUNTIME)).toBe('echo v2 ${SAFE_RESTART_PHASE} none');
+    expect(showTemplate(run)).toBe('echo ${SAFE_RESTART_RELEASE} ${SAFE_RESTART_PHASE} ${SAFE_RESTART_TARGET_RELEASE:-none}');
+  });
+
+  it('refuses a run-time value that would become shell code in a string command', () => {
+    expect(() => bindTemplate('cat /srv/${SAFE_RESTART_RELEASE}/x', { ...RUNTIME, SAFE_RESTART_RELEASE: 'v1; rm -rf /' }, { shell: true })).toThrow(/contains shell syntax/);
+    expect(bindTemplate('cat /srv/${SAFE_RESTART_RELEASE}/x', { ...RUNTIME, SAFE_RESTART_RELEASE: 'v1; rm' })).toBe('cat /srv/v1; rm/x');
   });
 
   it('reports a malformed reference at its node', () => {

@@ -301,6 +301,16 @@ describe('schema errors point at the offending node', () => {
     expect(problems(`${BASE}hooks:\n  before_stop:\n    - rn: lb drain\n`)).toEqual(['r.yaml:9:7: hooks.before_stop[0].rn: unknown key "rn"; did you mean "run"?']);
   });
 
+  it('names both kinds when a hook item mixes a step and a check', () => {
+    const kinds = 'must be a step (run) or a check (tcp, http, postgres, mysql, redis, command), not both';
+    expect(problems(`${BASE}hooks:\n  before_stop:\n    - run: lb drain\n      tcp: 127.0.0.1:80\n`)).toEqual([`r.yaml:9:7: hooks.before_stop[0]: ${kinds}: found "run" and "tcp"`]);
+    // every check key found is named, and a key neither kind knows is still reported on its own
+    expect(problems(`${BASE}hooks:\n  on_success:\n    - name: ping\n      run: ["true"]\n      http: http://127.0.0.1/\n      interval: 1s\n      bogus: 1\n`)).toEqual([
+      `r.yaml:9:7: hooks.on_success[0]: ${kinds}: found "run" and "http", "interval"`,
+      'r.yaml:13:7: hooks.on_success[0].bogus: unknown key "bogus"',
+    ]);
+  });
+
   it('reports every problem of the file at once, in file order', () => {
     const lines = problems(`version: 1\nname: svc\nstop: { run: x, tmeout: 1s }\nstart: { run: y }\ngates:\n  - tcp: a:1\n    interval: -1\n`);
     expect(lines).toEqual([

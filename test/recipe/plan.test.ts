@@ -36,9 +36,9 @@ describe('buildPlan', () => {
 
   it('lists the phases in run order', () => {
     const plan = buildPlan(loaded.recipe, { release: '2026-11-21', previous: '2026-11-20', redactor: loaded.redactor });
-    expect(plan.phases.map((p) => p.phase)).toEqual(['dependencies', 'before_stop', 'stop', 'release', 'start', 'after_start', 'gates', 'on_success']);
+    expect(plan.phases.map((p) => p.phase)).toEqual(['dependencies', 'verify', 'before_stop', 'stop', 'release', 'start', 'after_start', 'gates', 'on_success']);
     expect(plan.phases[0]?.items.map((i) => i.name)).toEqual(['orders-db', 'tcp 127.0.0.1:9092']);
-    expect(plan.phases[3]?.items[0]?.detail).toBe(
+    expect(plan.phases[4]?.items[0]?.detail).toBe(
       'point /srv/order/current at /srv/order/releases/2026-11-21 (temporary link renamed over the old one; was release 2026-11-20)',
     );
     expect(plan.release).toEqual({
@@ -72,7 +72,7 @@ describe('buildPlan', () => {
 
   it('renders readable text in the same order', () => {
     const text = renderPlan(buildPlan(loaded.recipe, { release: '2026-11-21', previous: '2026-11-20', redactor: loaded.redactor }));
-    const order = ['1. dependencies', '2. before_stop', '3. stop', '4. release switch', '5. start', '6. after_start', '7. gates', '8. on_success', 'R1. stop', 'R6. on_rollback'];
+    const order = ['1. dependencies', '2. verify', '3. before_stop', '4. stop', '5. release switch', '6. start', '7. after_start', '8. gates', '9. on_success', 'R1. stop', 'R6. on_rollback'];
     const positions = order.map((s) => text.indexOf(s));
     expect(positions.every((p) => p >= 0)).toBe(true);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);

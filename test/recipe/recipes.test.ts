@@ -18,6 +18,22 @@ describe('the committed JSON Schema', () => {
     expect(COMMITTED).toBe(`${JSON.stringify(buildJsonSchema(), null, 2)}\n`);
   });
 
+  it('describes every property, so an editor has something to show on hover', () => {
+    const undescribed: string[] = [];
+    const walk = (node: unknown, at: string): void => {
+      if (typeof node !== 'object' || node === null) return;
+      const properties = (node as { properties?: Record<string, { description?: unknown }> }).properties;
+      for (const [key, property] of Object.entries(properties ?? {})) {
+        if (typeof property.description !== 'string' || property.description.trim() === '') undescribed.push(`${at}/properties/${key}`);
+      }
+      for (const [key, child] of Object.entries(node)) walk(child, `${at}/${key}`);
+    };
+    const schema = JSON.parse(COMMITTED) as Record<string, unknown>;
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    walk(schema, '#');
+    expect(undescribed).toEqual([]);
+  });
+
   it('compiles under strict ajv (draft 2020-12)', () => {
     const ajv = new Ajv2020({ strict: true, allErrors: true });
     expect(() => ajv.compile(JSON.parse(COMMITTED))).not.toThrow();

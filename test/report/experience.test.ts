@@ -132,7 +132,7 @@ describe('history and status', () => {
     killed.child.kill('SIGKILL');
     await killed.done;
     const text = await s.cli(['status'], { json: false });
-    expect(text.stdout).toMatch(/UNFINISHED run – run `safe-restart recover`/);
+    expect(text.stdout).toContain(`UNFINISHED run – run \`safe-restart recover ${file}\``);
     st = JSON.parse((await s.cli(['status', '--json'], { json: false })).stdout) as typeof st;
     expect(st.recipes[0]).toMatchObject({ inProgress: false, unfinished: true });
     expect((await s.cli(['recover', file])).code).toBe(2);

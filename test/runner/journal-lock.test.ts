@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { Journal, JournalWriteError, digestJournal, readJournal } from '../../src/runner/journal.js';
+import { Journal, JournalWriteError, digestJournal, findUnfinishedRun, readJournal } from '../../src/runner/journal.js';
 import { currentLockInfo, inspectLock, releaseLock, takeOverDeadLock, tryCreateLock } from '../../src/runner/lock.js';
 import { StateStore, ensurePrivateDir } from '../../src/runner/state.js';
 
@@ -61,6 +61,22 @@ describe('journal', () => {
     writeFileSync(join(dir, 'elsewhere'), '');
     symlinkSync(join(dir, 'elsewhere'), join(dir, 'r.jsonl'));
     expect(() => new Journal(join(dir, 'r.jsonl'), 'run-1')).toThrow(JournalWriteError);
+  });
+  it('finds the newest unfinished run even when an older finished run of the same second sorts after it by name', () => {
+    const write = (runId: string, startedAt: string, finished: boolean): void => {
+      const j = new Journal(join(dir, `${runId}.jsonl`), runId);
+      j.write({ type: 'run', recipe: 'x', file: '/x.yaml', host: 'h', pid: 1, procStart: 1, startedAt, command: 'run', previousRelease: 'v1', targetRelease: 'v2' });
+      j.write({ type: 'intent', phase: 'stop', action: 'signal', detail: 'SIGTERM' });
+      if (finished) j.write({ type: 'summary', summary: { outcome: 'rolled_back' } as never });
+      j.close();
+    };
+    // a recover that finished at .100, then a run that started at .900 and died mid-stop: same second
+    write('20261126T055036Z-ffffff', '2026-11-26T05:50:36.100Z', true);
+    write('20261126T055036Z-000000', '2026-11-26T05:50:36.900Z', false);
+    expect(findUnfinishedRun(dir)?.runId).toBe('20261126T055036Z-000000');
+    // once a newer run finished, the older unfinished one is superseded
+    write('20261126T055037Z-000001', '2026-11-26T05:50:37.000Z', true);
+    expect(findUnfinishedRun(dir)).toBeNull();
   });
 });
 

@@ -19,12 +19,12 @@ const releaseSwitch = () => withReleases(initialState({ previous: null, target: 
 
 describe('the restart state machine', () => {
   it('walks the forward path to exit 0', () => {
-    const { state, phases } = walk(releaseSwitch(), Array(9).fill(ok));
-    expect(phases).toEqual(['resolve', 'dependencies', 'before_stop', 'stop', 'activate', 'start', 'after_start', 'gates', 'on_success', 'done']);
+    const { state, phases } = walk(releaseSwitch(), Array(10).fill(ok));
+    expect(phases).toEqual(['resolve', 'dependencies', 'verify', 'before_stop', 'stop', 'activate', 'start', 'after_start', 'gates', 'on_success', 'done']);
     expect(state.exit).toEqual({ code: 0, outcome: 'succeeded' });
   });
 
-  it.each(['resolve', 'dependencies', 'before_stop'] as Phase[])('a failure in %s exits 1 with nothing touched', (phase) => {
+  it.each(['resolve', 'dependencies', 'verify', 'before_stop'] as Phase[])('a failure in %s exits 1 with nothing touched', (phase) => {
     let s = releaseSwitch();
     while (s.phase !== phase) s = next(s, ok);
     expect(next(s, fail()).exit).toEqual({ code: 1, outcome: 'aborted' });
@@ -100,7 +100,7 @@ describe('the restart state machine', () => {
   });
 
   it('a finished machine ignores further events', () => {
-    const { state } = walk(releaseSwitch(), Array(9).fill(ok));
+    const { state } = walk(releaseSwitch(), Array(10).fill(ok));
     expect(next(state, fail())).toBe(state);
   });
 });

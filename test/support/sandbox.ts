@@ -21,6 +21,8 @@ export interface ReleaseFlags {
   broken?: boolean;
   failAfterMs?: number;
   ignoreTerm?: boolean;
+  /** the process logs a FATAL line and exits 1 this long after it started */
+  exitAfterMs?: number;
 }
 
 export { freePort };
@@ -78,6 +80,7 @@ export class Sandbox {
     if (flags.broken) writeFileSync(join(dir, 'BROKEN'), '1');
     if (flags.failAfterMs !== undefined) writeFileSync(join(dir, 'FAIL_AFTER_MS'), String(flags.failAfterMs));
     if (flags.ignoreTerm) writeFileSync(join(dir, 'IGNORE_TERM'), '1');
+    if (flags.exitAfterMs !== undefined) writeFileSync(join(dir, 'EXIT_AFTER_MS'), String(flags.exitAfterMs));
   }
 
   async startDependency(): Promise<void> {
@@ -92,7 +95,7 @@ export class Sandbox {
   }
 
   /** The standard recipe with parts replaced: pass YAML snippets keyed by top-level key. */
-  recipe(parts: Partial<Record<'dependencies' | 'stop' | 'start' | 'gates' | 'release' | 'rollback' | 'hooks' | 'extra', string>> = {}, name = 'svc'): string {
+  recipe(parts: Partial<Record<'dependencies' | 'verify' | 'stop' | 'start' | 'gates' | 'release' | 'rollback' | 'hooks' | 'extra', string>> = {}, name = 'svc'): string {
     const d = this.dir;
     const yaml = [
       'version: 1',
@@ -103,6 +106,7 @@ export class Sandbox {
       '  timeout: 10s',
       'dependencies:',
       parts.dependencies ?? `  - name: fake-db\n    tcp: 127.0.0.1:${this.depPort}\n    timeout: 2s`,
+      ...(parts.verify ? ['verify:', parts.verify] : []),
       'release:',
       parts.release ?? `  symlink: ${d}/current\n  releases_dir: ${d}/releases`,
       'stop:',

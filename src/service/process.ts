@@ -1,0 +1,51 @@
+// The watch of a process safe-restart spawned itself: it is our child, so its exit status arrives as an event.
+import { readFileTail } from '../process/tail.js';
+import type { ServiceWatch, WatchFailure } from './watch.js';
+
+const EVIDENCE_LINES = 10;
+
+export interface SpawnedProcess {
+  pid: number;
+  /** argv as written, for the message */
+  label: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  log?: string;
+  /** performance.now() when it was started */
+  startedAt: number;
+}
+
+export function watchSpawned(p: SpawnedProcess): ServiceWatch {
+  let stopped = false;
+  const failure = new Promise<WatchFailure>((resolve) => {
+    void p.exited.then(({ code, signal }) => {
+      if (stopped) return;
+      const after = formatSeconds(performance.now() - p.startedAt);
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      resolve({ reason: `process ${p.pid} (${p.label}) ${how} after ${after}`, evidence: logLines(p.log) });
+    });
+  });
+  return {
+    failure,
+    stop() {
+      stopped = true;
+    },
+  };
+}
+
+/** The last lines of a log file, empty lines dropped. */
+export function logLines(file: string | undefined, count = EVIDENCE_LINES): string[] {
+  if (!file) return [];
+  try {
+    return readFileTail(file)
+      .split('\n')
+      .map((l) => l.trimEnd())
+      .filter((l) => l !== '')
+      .slice(-count);
+  } catch {
+    return [];
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+}

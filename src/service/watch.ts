@@ -1,0 +1,59 @@
+// The service watch: while a started release is being proven (after_start hooks, gates), the service manager
+// says at once when the service died, so the phase fails now instead of polling a dead port until a timeout.
+// One small interface; process.ts implements it for spawned processes, and systemd/supervisord plug in the same way.
+
+export interface ServiceWatch {
+  /** Settles with one "reason" line (plus evidence lines) when the service failed; never settles while it is healthy. */
+  readonly failure: Promise<WatchFailure>;
+  /** Stop watching (the run is about to stop the service itself, or the proof is over). */
+  stop(): void;
+}
+
+export interface WatchFailure {
+  /** "process 4122 (node server.mjs) exited with code 1 after 0.4s" */
+  reason: string;
+  /** The last lines of the service's log or journal, for the failure detail and the evidence. */
+  evidence: string[];
+}
+
+// how long a failed proof waits for news of the service's death before it stands as the reason
+const EXIT_NEWS_MS = 250;
+
+/** A watch that never fires: a service whose manager cannot tell (a `start.run` command). */
+export const NO_WATCH: ServiceWatch = { failure: new Promise<WatchFailure>(() => {}), stop() {} };
+
+/**
+ * Race `work` against the watch: when the service fails first, `work`'s signal is aborted (its checks report
+ * `cancelled`), it is awaited so every probe is released, and the watch's reason is the result.
+ */
+export async function raceWatch<T>(
+  watch: ServiceWatch,
+  signal: AbortSignal,
+  work: (signal: AbortSignal) => Promise<T>,
+  /** when the work itself failed, the service may have died a moment before: its exit explains the failure better */
+  failedWork: (result: T) => boolean = () => false,
+): Promise<{ failed: WatchFailure } | { result: T }> {
+  const local = new AbortController();
+  const onAbort = (): void => local.abort(signal.reason);
+  if (signal.aborted) local.abort(signal.reason);
+  else signal.addEventListener('abort', onAbort, { once: true });
+  let failed: WatchFailure | null = null;
+  const watched = watch.failure.then((f) => {
+    failed = f;
+    local.abort(new Error(f.reason));
+  });
+  try {
+    const result = await work(local.signal);
+    if (!failed && failedWork(result)) {
+      // a gate that saw the connection reset by a dying process fails a moment before its exit status arrives
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([watched, new Promise<void>((r) => (timer = setTimeout(r, EXIT_NEWS_MS)))]);
+      clearTimeout(timer);
+    }
+    // a failure that arrived while the work was winding down still decides
+    return failed ? { failed } : { result };
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    void watched;
+  }
+}
