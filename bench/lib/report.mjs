@@ -50,10 +50,20 @@ export function printReport({ machine, plan, targets, results }) {
   if (results.cold) {
     const check = results.cold.rows.find((r) => r.id === 'safe-restart tcp')?.wall?.median;
     out.push(
-      `2. Cold start, ms: whole process, target already ready (${plan.trials} trials)`,
+      `2. Cold start, ms: whole process, target already ready (${plan.trials} trials; − node: minus \`node -e 0\` in the same trial)`,
       table(
-        ['command', 'wall med (p90)', 'max', 'vs sr check', 'CPU med (p90)', 'peak RSS MB', 'errors'],
-        results.cold.rows.map((r) => [r.id, mp(r.wall), fmt(r.wall.max), x(r.wall.median, check), mp(r.cpu), fmt(r.rssMb?.median), r.failures]),
+        ['command', 'wall med (p90)', 'max', '− node med (p90)', '× node', 'vs sr check', 'CPU med (p90)', 'peak RSS MB', 'errors'],
+        results.cold.rows.map((r) => [
+          r.id,
+          mp(r.wall),
+          fmt(r.wall.max),
+          r.overFloor?.n ? mp(r.overFloor) : '—',
+          r.xFloor == null ? '—' : `${r.xFloor.toFixed(2)}×`,
+          x(r.wall.median, check),
+          mp(r.cpu),
+          fmt(r.rssMb?.median),
+          r.failures,
+        ]),
       ),
       '',
     );
