@@ -3,7 +3,7 @@
 import { Redactor } from './redact.js';
 import { formatMs } from './recipe/duration.js';
 import { describeCommand } from './recipe/targets.js';
-import type { CheckSpec, HookItemSpec, ResolvedRecipe, StartSpec, StepSpec, StopSpec } from './recipe/types.js';
+import type { CheckSpec, HookItemSpec, ResolvedRecipe, ServiceSpec, StartSpec, StepSpec, StopSpec } from './recipe/types.js';
 import { mentionsRuntimeVars, showTemplate } from './recipe/runtime-vars.js';
 import { worstCase, type WorstCase } from './runner/budget.js';
 
@@ -84,9 +84,9 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
     phase('dependencies', PHASE_TITLES.dependencies, recipe.dependencies.map(checkItem)),
     phase('verify', PHASE_TITLES.verify, recipe.verify.map(hookItem)),
     phase('before_stop', PHASE_TITLES.before_stop, recipe.hooks.beforeStop.map(hookItem)),
-    phase('stop', PHASE_TITLES.stop, [stopItem(recipe.stop)]),
+    phase('stop', PHASE_TITLES.stop, [stopItem(recipe.service)]),
     phase('release', PHASE_TITLES.release, switchItems),
-    phase('start', PHASE_TITLES.start, [startItem(recipe.start)]),
+    phase('start', PHASE_TITLES.start, [startItem(recipe.service)]),
     phase('after_start', PHASE_TITLES.after_start, recipe.hooks.afterStart.map(hookItem)),
     phase('gates', PHASE_TITLES.gates, recipe.gates.map(checkItem)),
     phase('on_success', PHASE_TITLES.on_success, recipe.hooks.onSuccess.map(hookItem)),
@@ -95,14 +95,14 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
   const { possible, reason } = rollbackPossibility(recipe, target, previous);
   const rollbackPhases: Array<PlanPhase<RollbackPhaseName>> = possible
     ? [
-        phase('stop', 'stop what was started', [stopItem(recipe.stop)]),
+        phase('stop', 'stop what was started', [stopItem(recipe.service)]),
         phase('release', 're-activate the previous release', releaseItems(recipe, previous ?? '(the previous release)', target, true)),
         phase('rollback_steps', 'rollback steps', recipe.rollback.steps.map(stepItem)),
-        phase('start', 'start', [startItem(recipe.start)]),
+        phase('start', 'start', [startItem(recipe.service)]),
         phase('gates', 'the same gates, against the previous release', recipe.gates.map(checkItem)),
         phase('on_rollback', 'on_rollback hooks', recipe.hooks.onRollback.map(hookItem)),
       ]
-    : [phase('stop', 'stop what was started and report what is left (exit 3, needs a human)', [stopItem(recipe.stop)])];
+    : [phase('stop', 'stop what was started and report what is left (exit 3, needs a human)', [stopItem(recipe.service)])];
 
   const plan: Plan = {
     recipe: recipe.name,
@@ -122,7 +122,7 @@ function runtimeValues(recipe: ResolvedRecipe, target: string | null, previous: 
   const prev = previous === undefined ? 'the current release (known when the run starts)' : (previous ?? '(none: first run)');
   const tgt = target ?? (previous === undefined ? 'the current release (in place)' : (previous ?? '(none)'));
   return {
-    used: mentionsRuntimeVars([recipe.dependencies, recipe.verify, recipe.gates, recipe.hooks, recipe.stop, recipe.start, recipe.rollback, recipe.release ?? null]),
+    used: mentionsRuntimeVars([recipe.dependencies, recipe.verify, recipe.gates, recipe.hooks, recipe.service, recipe.rollback, recipe.release ?? null]),
     values: {
       SAFE_RESTART_NAME: recipe.name,
       SAFE_RESTART_RUN_ID: '(the run id)',
@@ -226,7 +226,16 @@ function hookItem(item: HookItemSpec): PlanItem {
   return item.kind === 'step' ? stepItem(item.step) : checkItem(item.check);
 }
 
-function stopItem(stop: StopSpec): PlanItem {
+function stopItem(service: ServiceSpec): PlanItem {
+  if (service.kind === 'systemd') {
+    if (service.reload) return { kind: 'step', name: 'stop', detail: `reload: ${service.unit} keeps running (no stop)` };
+    return { kind: 'step', name: 'stop', detail: `systemctl stop ${service.unit}, bounded by its TimeoutStopSec + 5s${service.stopTimeoutMs !== null ? ` (stop_timeout ${formatMs(service.stopTimeoutMs)} if longer)` : ''}; then inactive/failed with no MainPID` };
+  }
+  if (service.kind === 'supervisor') return { kind: 'step', name: 'stop', detail: `supervisorctl stop ${service.program}, timeout ${formatMs(service.stopTimeoutMs ?? 90_000)}` };
+  return commandsStopItem(service.stop);
+}
+
+function commandsStopItem(stop: StopSpec): PlanItem {
   if (stop.kind === 'run') return { kind: 'step', name: 'stop', detail: describeStep(stop.step) };
   return {
     kind: 'signal',
@@ -235,7 +244,16 @@ function stopItem(stop: StopSpec): PlanItem {
   };
 }
 
-function startItem(start: StartSpec): PlanItem {
+function startItem(service: ServiceSpec): PlanItem {
+  if (service.kind === 'systemd') {
+    if (service.reload) return { kind: 'step', name: 'start', detail: `systemctl reload ${service.unit} (MainPID must stay the same), then watched: ActiveState, MainPID, NRestarts` };
+    return { kind: 'step', name: 'start', detail: `systemctl reset-failed ${service.unit}, systemctl start ${service.unit} (bounded by its TimeoutStartSec + 5s), then watched during after_start and gates: ActiveState, MainPID, NRestarts, InvocationID` };
+  }
+  if (service.kind === 'supervisor') return { kind: 'step', name: 'start', detail: `supervisorctl start ${service.program}, then watched: BACKOFF, FATAL, EXITED or a new pid fail the phase at once` };
+  return commandsStartItem(service.start);
+}
+
+function commandsStartItem(start: StartSpec): PlanItem {
   if (start.kind === 'run') return { kind: 'step', name: 'start', detail: describeStep(start.step) };
   const parts = [`spawn \`${describeCommand(start.argv, 120)}\` detached`, `pid to ${start.pidfile}`];
   if (start.log) parts.push(`output to ${start.log}`);

@@ -34,6 +34,13 @@ export const command: Command = {
     const { buildPlan, renderPlan } = await import('../plan.js');
     const previous = await currentRelease(recipe, io.cwd);
     const plan = buildPlan(recipe, { release, previous, redactor, targetExists: await targetExists(recipe, release ?? previous ?? null, io.cwd) });
+    if (recipe.service.kind !== 'commands') {
+      // what the unit's own settings say about this recipe (read-only: systemctl show, supervisorctl status)
+      const { inspectOutsideRun } = await import('../service/manager.js');
+      const seen = await inspectOutsideRun(recipe, (t) => redactor.redact(t), AbortSignal.timeout(30_000)).catch(() => null);
+      for (const w of seen?.warnings ?? []) io.stderr.write(`warning: ${w}\n`);
+      if (seen && !seen.ok) io.stderr.write(`warning: a run would abort now: ${seen.reason}\n`);
+    }
     io.stdout.write(values.json ? `${JSON.stringify(plan, null, 2)}\n` : `${renderPlan(plan)}\n`);
     return 0;
   },

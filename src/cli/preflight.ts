@@ -66,6 +66,8 @@ export function renderPreflight(r: PreflightReport): string {
     lines.push(`  verify:       ${passed}/${r.verify.length} passed`);
     for (const v of r.verify) lines.push(`    ${v.ok ? '✓' : '✗'} ${v.name}${v.ok ? '' : `: ${v.detail}`}`);
   }
+  if (r.service) lines.push(`  service:      ${r.service.ok ? `${r.service.label}${r.service.live ? ` – ${r.service.live}` : ''}` : r.service.reason}`);
+  for (const warning of r.warnings) lines.push(`  warning:      ${warning}`);
   const w = r.worstCase;
   lines.push(`  worst case:   ${formatDuration(w.totalMs)} (forward ${formatDuration(w.forwardMs)}${w.rollback.length > 0 ? `, rollback ${formatDuration(w.rollbackMs)}` : ', no rollback'})`);
   return `${lines.join('\n')}\n`;

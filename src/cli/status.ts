@@ -18,8 +18,9 @@ export const command: Command = {
   async run(values, [name], io) {
     const { finishedAt, recipeStatuses, runJson } = await import('../history.js');
     const statuses = recipeStatuses(await readOnlyStateDir(values, io), name);
+    const live = await Promise.all(statuses.map((s) => liveService(s.file, io.env)));
     if (values.json) {
-      const recipes = statuses.map((s) => ({
+      const recipes = statuses.map((s, i) => ({
         recipe: s.recipe,
         lastGoodRelease: s.lastGoodRelease,
         lastRun: s.lastRun && runJson(s.lastRun),
@@ -27,6 +28,7 @@ export const command: Command = {
         unfinished: s.unfinished,
         needsHuman: s.needsHuman && { runId: s.needsHuman.runId, since: finishedAt(s.needsHuman), evidence: s.needsHuman.evidence },
         file: s.file,
+        service: live[i] ?? null,
       }));
       io.stdout.write(`${JSON.stringify({ recipes }, null, 2)}\n`);
       return 0;
@@ -35,7 +37,7 @@ export const command: Command = {
       io.stdout.write(`no runs recorded${name ? ` for ${name}` : ''}\n`);
       return 0;
     }
-    const blocks = statuses.map((s) => {
+    const blocks = statuses.map((s, i) => {
       const state = s.inProgress
         ? 'a run is in progress'
         : s.unfinished
@@ -49,6 +51,7 @@ export const command: Command = {
       return [
         `${s.recipe}: ${state}`,
         `  last good release: ${s.lastGoodRelease ?? 'none recorded'}`,
+        ...(live[i] ? [`  service: ${live[i]}`] : []),
         `  last run: ${last}`,
         ...(s.needsHuman?.evidence ? [`  evidence: ${s.needsHuman.evidence}`] : []),
         ...(s.advice ? [`  next: ${s.advice}`] : []),
@@ -58,3 +61,18 @@ export const command: Command = {
     return 0;
   },
 };
+
+// The live unit or program next to the last good release; the recipe is read from the file its journal names.
+// Best effort: a recipe that no longer loads (moved, needs --var) shows no live line.
+async function liveService(file: string | null, env: NodeJS.ProcessEnv): Promise<string | null> {
+  if (!file) return null;
+  try {
+    const { loadRecipeFileFast } = await import('../recipe/load-fast.js');
+    const { recipe } = await loadRecipeFileFast(file, { env });
+    if (recipe.service.kind === 'commands') return null;
+    const { managerFor } = await import('../service/manager.js');
+    return await (await managerFor(recipe.service)).live(AbortSignal.timeout(5_000));
+  } catch {
+    return null;
+  }
+}

@@ -70,7 +70,7 @@ export async function runDemo(io: DemoIo): Promise<DemoResult> {
 
     // v1 is what "production" runs before the demo's restarts
     await symlink(join(dir, 'releases', 'v1'), join(dir, 'current'));
-    const start = recipe.start.kind === 'spawn' ? recipe.start : null;
+    const start = recipe.service.kind === 'commands' && recipe.service.start.kind === 'spawn' ? recipe.service.start : null;
     if (!start) throw new Error('demo recipe must use spawn');
     await spawnDaemon({ argv: start.argv, cwd: join(dir, 'releases', 'v1'), env: start.env, log: start.log, pidfile: start.pidfile });
     const gate = recipe.gates[0];

@@ -17,6 +17,7 @@ import {
   type Probe,
   type ReleaseSpec,
   type ResolvedRecipe,
+  type ServiceSpec,
   type StartSpec,
   type StepSpec,
   type StopSpec,
@@ -194,6 +195,7 @@ function normalizeRelease(recipe: WrittenRecipe): ReleaseSpec | undefined {
 
 function normalizeStop(recipe: WrittenRecipe): StopSpec {
   const stop = recipe.stop;
+  if (!stop) throw new Error('normalize: no stop (rules.ts must run first)');
   if (stop.signal !== undefined && stop.pidfile !== undefined) {
     return {
       kind: 'signal',
@@ -209,6 +211,7 @@ function normalizeStop(recipe: WrittenRecipe): StopSpec {
 
 function normalizeStart(recipe: WrittenRecipe): StartSpec {
   const start = recipe.start;
+  if (!start) throw new Error('normalize: no start (rules.ts must run first)');
   if (start.spawn !== undefined && start.pidfile !== undefined) {
     const out: StartSpec = {
       kind: 'spawn',
@@ -225,6 +228,24 @@ function normalizeStart(recipe: WrittenRecipe): StartSpec {
   return { kind: 'run', step: normalizeStep({ ...start, run: start.run }, 'start') };
 }
 
+function normalizeService(recipe: WrittenRecipe): ServiceSpec {
+  const s = recipe.service;
+  if (!s) return { kind: 'commands', stop: normalizeStop(recipe), start: normalizeStart(recipe) };
+  const stopTimeoutMs = s.stop_timeout === undefined ? null : ms(s.stop_timeout, 0);
+  const startTimeoutMs = s.start_timeout === undefined ? null : ms(s.start_timeout, 0);
+  if (s.systemd !== undefined) {
+    const unit = /\.(service|socket|target|mount|timer|path|scope|slice)$/.test(s.systemd) ? s.systemd : `${s.systemd}.service`;
+    return { kind: 'systemd', unit, reload: s.reload ?? false, stopTimeoutMs, startTimeoutMs };
+  }
+  if (s.supervisor !== undefined) {
+    const out: ServiceSpec = { kind: 'supervisor', program: s.supervisor.program, stopTimeoutMs, startTimeoutMs };
+    if (s.supervisor.config !== undefined) out.config = s.supervisor.config;
+    if (s.supervisor.serverurl !== undefined) out.serverurl = s.supervisor.serverurl;
+    return out;
+  }
+  throw new Error('normalize: service has neither systemd nor supervisor (rules.ts must run first)');
+}
+
 const DEFAULT_NOTIFY_ON: NotifySpec['on'] = ['succeeded', 'rolled_back', 'failed'];
 
 export function normalizeRecipe(recipe: WrittenRecipe, context: NormalizeContext): ResolvedRecipe {
@@ -235,8 +256,7 @@ export function normalizeRecipe(recipe: WrittenRecipe, context: NormalizeContext
     vars: { ...context.vars },
     dependencies: (recipe.dependencies ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
     verify: hookItems(recipe.verify, recipe, redactor),
-    stop: normalizeStop(recipe),
-    start: normalizeStart(recipe),
+    service: normalizeService(recipe),
     gates: (recipe.gates ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
     hooks: {
       beforeStop: hookItems(recipe.hooks?.before_stop, recipe, redactor),

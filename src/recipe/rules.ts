@@ -74,8 +74,10 @@ export function checkRules(recipe: WrittenRecipe): RuleResult {
   (recipe.rollback?.steps ?? []).forEach((step, i) => checkStep(r, ['rollback', 'steps', i], step));
 
   checkRelease(r, recipe);
-  checkStop(r, recipe);
-  checkStart(r, recipe);
+  if (checkService(r, recipe)) {
+    checkStop(r, recipe);
+    checkStart(r, recipe);
+  }
 
   r.duration(['lock', 'timeout'], recipe.lock?.timeout);
   (recipe.notify ?? []).forEach((n, i) => {
@@ -260,8 +262,35 @@ function checkRelease(r: Rules, recipe: WrittenRecipe): void {
   if (release.exists) checkStep(r, ['release', 'exists'], release.exists);
 }
 
+// A recipe has either service (a manager stops and starts it) or both stop and start.
+function checkService(r: Rules, recipe: WrittenRecipe): boolean {
+  const s = recipe.service;
+  if (s) {
+    const what = s.systemd !== undefined ? `systemd ${s.systemd}` : s.supervisor !== undefined ? `supervisor ${s.supervisor.program}` : 'service';
+    for (const key of ['stop', 'start'] as const) {
+      if (recipe[key] !== undefined) r.error([key], `a recipe has either service or stop + start, not both: service (${what}) already ${key}s the service – remove ${key}:`, 'key');
+    }
+    if (s.systemd !== undefined && s.supervisor !== undefined) r.error(['service', 'supervisor'], `service has exactly one of systemd or supervisor (got both: systemd ${s.systemd} and supervisor ${s.supervisor.program})`, 'key');
+    else if (s.systemd === undefined && s.supervisor === undefined) r.error(['service'], 'service needs systemd: UNIT or supervisor: { program } (got neither)');
+    if (s.reload !== undefined && s.systemd === undefined) r.error(['service', 'reload'], 'service.reload is for systemd units (systemctl reload); supervisord programs restart', 'key');
+    if (s.systemd !== undefined && !/^[A-Za-z0-9:_.\\@${}-]+$/.test(s.systemd)) r.error(['service', 'systemd'], `not a unit name (got ${JSON.stringify(s.systemd)})`);
+    if (s.supervisor && s.supervisor.config !== undefined && s.supervisor.serverurl !== undefined) r.warn(['service', 'supervisor', 'serverurl'], 'both config and serverurl given: supervisorctl uses serverurl and reads the rest of config', 'key');
+    r.duration(['service', 'stop_timeout'], s.stop_timeout);
+    r.duration(['service', 'start_timeout'], s.start_timeout);
+    return false;
+  }
+  if (recipe.stop === undefined && recipe.start === undefined) {
+    r.error([], 'the recipe needs service (systemd: UNIT, or supervisor: { program }) or both stop and start (got neither)');
+    return false;
+  }
+  if (recipe.stop === undefined) r.error(['start'], 'start needs stop too (or use service: for a systemd unit or supervisord program)', 'key');
+  if (recipe.start === undefined) r.error(['stop'], 'stop needs start too (or use service: for a systemd unit or supervisord program)', 'key');
+  return recipe.stop !== undefined && recipe.start !== undefined;
+}
+
 function checkStop(r: Rules, recipe: WrittenRecipe): void {
   const stop = recipe.stop;
+  if (!stop) return;
   if (stop.run !== undefined && stop.signal !== undefined) {
     r.error(['stop', 'signal'], `stop has exactly one of run or signal (got both: run and signal ${stop.signal})`, 'key');
   } else if (stop.run === undefined && stop.signal === undefined) {
@@ -280,6 +309,7 @@ function checkStop(r: Rules, recipe: WrittenRecipe): void {
 
 function checkStart(r: Rules, recipe: WrittenRecipe): void {
   const start = recipe.start;
+  if (!start) return;
   if (start.run !== undefined && start.spawn !== undefined) {
     r.error(['start', 'spawn'], 'start has exactly one of run or spawn (got both)', 'key');
   } else if (start.run === undefined && start.spawn === undefined) {

@@ -40,7 +40,7 @@ export function isRuntimeVar(name: string): name is RuntimeVarName {
   return NAMES.has(name);
 }
 
-const RUNTIME_SECTIONS: ReadonlySet<string> = new Set(['dependencies', 'gates', 'verify', 'hooks', 'stop', 'start', 'rollback']);
+const RUNTIME_SECTIONS: ReadonlySet<string> = new Set(['dependencies', 'gates', 'verify', 'hooks', 'stop', 'start', 'service', 'rollback']);
 
 /** Where run-time references may appear: every string of the parts that run. */
 export function allowsRuntimeVars(path: Path): boolean {
@@ -49,7 +49,7 @@ export function allowsRuntimeVars(path: Path): boolean {
   return RUNTIME_SECTIONS.has(first) || (first === 'release' && (second === 'activate' || second === 'exists'));
 }
 
-export const RUNTIME_SECTIONS_TEXT = 'dependencies, verify, gates, hooks, stop, start, rollback.steps, release.activate and release.exists';
+export const RUNTIME_SECTIONS_TEXT = 'dependencies, verify, gates, hooks, service, stop, start, rollback.steps, release.activate and release.exists';
 
 /** A kept reference, as loading writes it back into the string. */
 export function keptReference(name: string, fallback: string | undefined): string {

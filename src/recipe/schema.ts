@@ -149,6 +149,25 @@ export const Release = z.strictObject({
     .meta({ description: 'Exits 0 when release $SAFE_RESTART_RELEASE exists (checked for TARGET and, for rollback readiness, PREVIOUS, before anything is stopped).' }),
 });
 
+export const Service = z.strictObject({
+  systemd: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'The systemd unit (".service" optional): stopped, started (after reset-failed), watched and its journal kept as evidence.' }),
+  supervisor: z
+    .strictObject({
+      program: z.string().min(1).meta({ description: 'The supervisord program name.' }),
+      config: z.string().min(1).optional().meta({ description: 'supervisord.conf, passed to supervisorctl -c.' }),
+      serverurl: z.string().min(1).optional().meta({ description: 'supervisord URL (unix:///run/supervisor.sock, http://127.0.0.1:9001), passed to supervisorctl -s.' }),
+    })
+    .optional()
+    .meta({ description: 'A supervisord program, driven through supervisorctl.' }),
+  reload: z.boolean().optional().meta({ description: 'systemd only: run reloads the unit (systemctl reload) instead of stopping and starting it; MainPID must stay the same.' }),
+  stop_timeout: Duration.optional().meta({ description: "Our bound on the stop. Default: the manager's own stop timeout (systemd TimeoutStopSec) plus a margin; a shorter value only warns." }),
+  start_timeout: Duration.optional().meta({ description: "Our bound on the start. Default: the manager's own start timeout (systemd TimeoutStartSec) plus a margin." }),
+});
+
 export const NOTIFY_EVENTS = ['started', 'succeeded', 'rolled_back', 'failed', 'aborted'] as const;
 
 export const Notify = z.strictObject({
@@ -185,8 +204,11 @@ export const Recipe = z
     release: Release.optional().meta({
       description: 'What the current and the previous release are: a symlink into releases_dir, or current + activate commands. Without it a run restarts in place and cannot roll back.',
     }),
-    stop: Stop.meta({ description: 'How the service stops: exactly one of run (a command) or signal (to the pid in pidfile).' }),
-    start: Start.meta({ description: 'How the service starts: exactly one of run (a command; its exit ends the step) or spawn (started detached by safe-restart).' }),
+    service: Service.optional().meta({
+      description: 'The service manager that runs the service: { systemd: UNIT } or { supervisor: { program } }. A recipe has either service, or both stop and start.',
+    }),
+    stop: Stop.optional().meta({ description: 'How the service stops (without service:): exactly one of run (a command) or signal (to the pid in pidfile).' }),
+    start: Start.optional().meta({ description: 'How the service starts (without service:): exactly one of run (a command; its exit ends the step) or spawn (started detached by safe-restart).' }),
     gates: z
       .array(Check)
       .optional()

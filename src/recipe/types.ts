@@ -83,6 +83,19 @@ export type StartSpec =
       timeoutMs: number;
     };
 
+/** Who stops and starts the service: the recipe's own commands, systemd, or supervisord. */
+export type ServiceSpec =
+  | { kind: 'commands'; stop: StopSpec; start: StartSpec }
+  | {
+      kind: 'systemd';
+      /** "order-service.service" (the suffix added when the recipe left it out) */
+      unit: string;
+      reload: boolean;
+      stopTimeoutMs: number | null;
+      startTimeoutMs: number | null;
+    }
+  | { kind: 'supervisor'; program: string; config?: string; serverurl?: string; stopTimeoutMs: number | null; startTimeoutMs: number | null };
+
 export type ReleaseSpec =
   | { kind: 'symlink'; symlink: string; releasesDir: string }
   | { kind: 'command'; current: StepSpec; activate: StepSpec; exists?: StepSpec };
@@ -105,8 +118,7 @@ export interface ResolvedRecipe {
   /** Steps or checks run against the TARGET before anything is stopped. */
   verify: HookItemSpec[];
   release?: ReleaseSpec;
-  stop: StopSpec;
-  start: StartSpec;
+  service: ServiceSpec;
   gates: CheckSpec[];
   hooks: {
     beforeStop: HookItemSpec[];

@@ -16,7 +16,13 @@ export interface EvidenceInput {
   failedChecks: Array<{ phase: string; outcome: CheckOutcome }>;
   redact: (text: string) => string;
   userReason?: string;
+  /** what the service manager knows: systemctl status/show and the unit's journal, supervisorctl tails … */
+  serviceFiles?: Array<{ name: string; text: string }>;
 }
+
+// the journal/log file whose last lines the incident note quotes
+const SERVICE_LOG_FILES = ['journal.txt', 'program-stderr.txt', 'program-stdout.txt', 'service-log-tail.txt'];
+const NOTE_LOG_LINES = 10;
 
 export function writeEvidence(input: EvidenceInput): string {
   const { dir, redact } = input;
@@ -31,6 +37,10 @@ export function writeEvidence(input: EvidenceInput): string {
     writeFileSync(join(dir, 'recipe.yaml'), redact(readFileSync(input.recipeFile, 'utf8')), { mode: 0o600 });
   } catch {
     // an inline recipe has no file
+  }
+  for (const f of input.serviceFiles ?? []) {
+    mkdirSync(join(dir, 'service'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, 'service', basename(f.name)), redact(f.text), { mode: 0o600 });
   }
   const checks = input.failedChecks.map(({ phase, outcome }) => ({
     phase,
@@ -83,8 +93,13 @@ function renderIncidentNote(input: EvidenceInput, checks: Array<{ phase: string;
       if (c.last?.http) lines.push(`  - last HTTP status ${c.last.http.status}, body: \`${c.last.http.bodySnippet.slice(0, 200).replace(/`/g, "'").replace(/\n/g, ' ')}\``);
     }
   }
+  const log = (input.serviceFiles ?? []).find((f) => SERVICE_LOG_FILES.includes(f.name) && f.text.trim() !== '');
+  if (log) {
+    const tail = log.text.trimEnd().split('\n').slice(-NOTE_LOG_LINES);
+    lines.push('', `## The service's last words (\`service/${log.name}\`)`, '', '```', ...tail, '```');
+  }
   if (s.leftState?.length) lines.push('', '## State left behind', '', ...s.leftState.map((l) => `- ${l}`));
   if (s.warnings.length) lines.push('', '## Warnings', '', ...s.warnings.map((w) => `- ${w}`));
-  lines.push('', '## Files', '', `- journal: \`${basename(input.journalPath)}\` (copied as journal.jsonl)`, '- step output: `steps/`', '- failing checks, last responses: `checks.json`', '- recipe (redacted): `recipe.yaml`', '');
+  lines.push('', '## Files', '', `- journal: \`${basename(input.journalPath)}\` (copied as journal.jsonl)`, '- step output: `steps/`', '- failing checks, last responses: `checks.json`', '- recipe (redacted): `recipe.yaml`', ...((input.serviceFiles ?? []).length > 0 ? ['- the service manager\'s view (unit state, journal, program logs): `service/`'] : []), '');
   return input.redact(lines.join('\n'));
 }

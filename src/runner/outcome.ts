@@ -77,7 +77,10 @@ export function leftStateLines(
       lines.push(`${recipe.release.symlink} does not exist`);
     }
   }
-  const pidfile = recipe.start.kind === 'spawn' ? recipe.start.pidfile : recipe.stop.kind === 'signal' ? recipe.stop.pidfile : null;
+  const svc = recipe.service;
+  const pidfile = svc.kind !== 'commands' ? null : svc.start.kind === 'spawn' ? svc.start.pidfile : svc.stop.kind === 'signal' ? svc.stop.pidfile : null;
+  if (svc.kind === 'systemd') lines.push(`systemd unit ${svc.unit}: \`systemctl status ${svc.unit}\`, \`journalctl -u ${svc.unit} -n 50\` (its journal for this run is in the evidence bundle)`);
+  if (svc.kind === 'supervisor') lines.push(`supervisord program ${svc.program}: \`supervisorctl${svc.config ? ` -c ${svc.config}` : ''} status ${svc.program}\` and \`tail ${svc.program} stderr\``);
   if (pidfile) {
     const pid = readPid(pidfile);
     lines.push(pid === null ? `no pid in ${pidfile}: nothing started by safe-restart is running` : `pid ${pid} from ${pidfile} is ${alive(pid) ? 'running' : 'not running'}`);

@@ -14,6 +14,7 @@ import { releaseExists, resolveReleases, type CommandRunner } from './release.js
 import { StateStore } from './state.js';
 import { worstCase, type WorstCase } from './budget.js';
 import { existsSync } from 'node:fs';
+import { managerFor, type ServiceContext } from '../service/manager.js';
 
 export interface PreflightOptions {
   recipe: ResolvedRecipe;
@@ -57,6 +58,10 @@ export interface PreflightReport {
   dependencies: CheckOutcomeSummary[];
   verify: VerifyItemReport[];
   worstCase: WorstCase;
+  /** the service manager's view: can it manage the service as written (unit loaded, supervisord reachable)? */
+  service: { label: string; ok: boolean; reason: string | null; live: string | null } | null;
+  /** where the recipe cannot work as written (a stop bound shorter than the unit's TimeoutStopSec …) */
+  warnings: string[];
   /** the run-time variables a run would start with */
   runtime: { SAFE_RESTART_RELEASE: string; SAFE_RESTART_PREVIOUS_RELEASE: string; SAFE_RESTART_TARGET_RELEASE: string };
   durationMs: number;
@@ -119,6 +124,8 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
   };
 
   const dependencies: CheckOutcomeSummary[] = [];
+  const warnings: string[] = [];
+  let service: PreflightReport['service'] = null;
   let targetExists: boolean | null = null;
   let rollbackReady: PreflightReport['rollbackReady'] = null;
   const finish = (exitCode: 0 | 1 | 4, reason: string | null, lock: LockReport): PreflightReport => ({
@@ -136,6 +143,8 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
     dependencies,
     verify,
     worstCase: worstCase(recipe),
+    service,
+    warnings: warnings.map(redact),
     runtime: { SAFE_RESTART_RELEASE: target ?? '', SAFE_RESTART_PREVIOUS_RELEASE: previous ?? '', SAFE_RESTART_TARGET_RELEASE: target ?? '' },
     durationMs: Math.round(performance.now() - t0),
   });
@@ -165,6 +174,12 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
   dependencies.sort((a, b) => recipe.dependencies.findIndex((d) => d.name === a.name) - recipe.dependencies.findIndex((d) => d.name === b.name));
   if (depFailure) return finish(1, depFailure, lock);
   if (rollbackReady && !rollbackReady.ok) return finish(1, `${rollbackReady.detail} – restore it, or set rollback.enabled: false to run without a way back`, lock);
+  const manager = await managerFor(recipe.service);
+  const sctx: ServiceContext = { ...ctx, runStartedAt: new Date(), gatesTimeoutMs: Math.max(0, ...recipe.gates.map((g) => g.timeoutMs)) };
+  const seen = await manager.inspect(sctx, signal);
+  warnings.push(...seen.warnings);
+  service = { label: manager.label, ok: seen.ok, reason: seen.reason ? redact(seen.reason) : null, live: seen.ok ? await manager.live(signal).catch(() => null) : null };
+  if (!seen.ok) return finish(1, seen.reason ?? `${manager.label} cannot be managed`, lock);
   const verifyFailure = await runHooksAction(ctx, 'verify', recipe.verify, target, signal);
   if (verifyFailure) return finish(1, verifyFailure, lock);
   return finish(0, null, lock);

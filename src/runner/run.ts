@@ -12,7 +12,7 @@ import type { CheckOutcome } from '../poll.js';
 import { runStep, type StepResult } from '../process/step.js';
 import { bindDeep, runtimeVars } from '../recipe/runtime-vars.js';
 import { NO_WATCH, raceWatch, type ServiceWatch } from '../service/watch.js';
-import { watchSpawned } from '../service/process.js';
+import { managerFor, type ServiceContext } from '../service/manager.js';
 import { SHELL_KEYS, describeStep, runChecksAction, runHooksAction, runStepAction, type ActionContext } from './actions.js';
 import { spawnDaemon } from '../process/daemon.js';
 import { stopByPidfile } from '../process/stop.js';
@@ -207,6 +207,8 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       failedChecks,
       nextStepSeq: () => ++stepSeq,
     };
+    const sctx: ServiceContext = { ...ctx, runStartedAt: startedAt, gatesTimeoutMs: Math.max(0, ...recipe.gates.map((g) => g.timeoutMs)) };
+    const manager = await managerFor(recipe.service);
     const runOne = (phase: Phase, step: StepSpec, release: string | null, signal: AbortSignal): Promise<StepResult> => runStepAction(ctx, phase, step, release, signal);
     const runChecks = (phase: Phase, checks: CheckSpec[], release: string | null, signal: AbortSignal, failFast: boolean): Promise<string | null> =>
       runChecksAction(ctx, phase, checks, release, signal, { failFast });
@@ -223,57 +225,29 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       return evidence.length > 0 ? `${reason}; its log ends:\n${evidence.map((l) => `  ${l}`).join('\n')}` : reason;
     };
 
-    const stopService = async (phase: Phase, written: StopSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
+    const stopService = async (phase: Phase, release: string | null, signal: AbortSignal): Promise<string | null> => {
       // stopping the service ourselves is not a failure of it
       serviceWatch.stop();
       serviceWatch = NO_WATCH;
-      if (written.kind === 'run') return stepFailure(await runOne(phase, written.step, release, signal), written.step);
-      let spec: Extract<StopSpec, { kind: 'signal' }>;
-      try {
-        spec = bindDeep(written, ctx.runtime(phase, release));
-      } catch (error) {
-        return `stop failed: ${(error as Error).message}`;
-      }
-      j.write({ type: 'intent', phase, action: 'signal', detail: `${spec.signal} to the pid in ${spec.pidfile}, SIGKILL of its group after ${spec.graceMs}ms` });
-      send({ kind: 'step_started', phase, step: `${spec.signal} ${spec.pidfile}` });
-      const r = await stopByPidfile({ pidfile: spec.pidfile, signal: spec.signal, graceMs: spec.graceMs, timeoutMs: spec.timeoutMs, signalAbort: signal });
-      const detail = r.alreadyStopped ? 'already stopped' : r.ok ? `pid ${r.pid} stopped${r.escalated ? ' (SIGKILL after grace)' : ''}` : (r.error?.message ?? 'stop failed');
-      j.write({ type: 'done', phase, action: 'signal', ok: r.ok, durationMs: r.durationMs, detail, pid: r.pid });
-      send({ kind: 'step_finished', phase, step: `${spec.signal} ${spec.pidfile}`, ok: r.ok, exitCode: null, durationMs: r.durationMs, detail });
-      return r.ok ? null : `stop failed: ${detail}`;
+      return manager.stop(sctx, phase, release, signal);
     };
 
-    const startService = async (phase: Phase, written: StartSpec, release: string | null, signal: AbortSignal): Promise<string | null> => {
+    const startService = async (phase: Phase, release: string | null, signal: AbortSignal): Promise<string | null> => {
       serviceWatch.stop();
       serviceWatch = NO_WATCH;
-      if (written.kind === 'run') return stepFailure(await runOne(phase, written.step, release, signal), written.step);
-      let spec: Extract<StartSpec, { kind: 'spawn' }>;
-      try {
-        spec = bindDeep(written, ctx.runtime(phase, release));
-      } catch (error) {
-        return `spawn failed: ${(error as Error).message}`;
+      const started = await manager.start(sctx, phase, release, signal);
+      serviceWatch = started.watch;
+      return started.failure;
+    };
+
+    // the service manager can manage the service as written (unit loaded, supervisord reachable): else exit 1, nothing touched
+    const inspectService = async (signal: AbortSignal): Promise<string | null> => {
+      const seen = await manager.inspect(sctx, signal);
+      for (const w of seen.warnings) {
+        warnings.push(w);
+        send({ kind: 'warning', phase: 'verify', message: redact(w) });
       }
-      const label = spec.argv.join(' ');
-      j.write({ type: 'intent', phase, action: 'spawn', detail: redact(label) });
-      send({ kind: 'step_started', phase, step: `spawn ${label}` });
-      const t = performance.now();
-      try {
-        const env = { ...ctx.runtime(phase, release), ...spec.env };
-        const { pid, pgid, exited } = await spawnDaemon({ argv: spec.argv, cwd: spec.cwd, env, log: spec.log, pidfile: spec.pidfile });
-        serviceWatch = watchSpawned({ pid, label: redact(label), exited, ...(spec.log ? { log: spec.log } : {}), startedAt: t });
-        j.write({ type: 'child', phase, action: 'spawn', pid, pgid, startTime: procStartTime(pid) });
-        const durationMs = Math.round(performance.now() - t);
-        j.write({ type: 'done', phase, action: 'spawn', ok: true, durationMs, detail: `pid ${pid}`, pid, pgid });
-        send({ kind: 'step_finished', phase, step: `spawn ${label}`, ok: true, exitCode: null, durationMs, detail: `pid ${pid}, pidfile ${spec.pidfile}` });
-        return null;
-      } catch (error) {
-        if (error instanceof JournalWriteError) throw error;
-        const durationMs = Math.round(performance.now() - t);
-        const detail = redact((error as Error).message);
-        j.write({ type: 'done', phase, action: 'spawn', ok: false, durationMs, detail });
-        send({ kind: 'step_finished', phase, step: `spawn ${label}`, ok: false, exitCode: null, durationMs, detail });
-        return `spawn failed: ${detail}`;
-      }
+      return seen.ok ? null : (seen.reason ?? `${manager.label} cannot be managed`);
     };
 
     const runCommand: CommandRunner = async (step, extra) => {
@@ -325,15 +299,15 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         case 'dependencies':
           return runChecks(phase, recipe.dependencies, target, signal, false);
         case 'verify':
-          return (await rollbackReadiness()) ?? runHooks(phase, recipe.verify, target, signal);
+          return (await rollbackReadiness()) ?? (await inspectService(signal)) ?? runHooks(phase, recipe.verify, target, signal);
         case 'before_stop':
           return runHooks(phase, recipe.hooks.beforeStop, target, signal);
         case 'stop':
-          return stopService(phase, recipe.stop, previous, signal);
+          return stopService(phase, previous, signal);
         case 'activate':
           return activate(phase, target, signal);
         case 'start':
-          return startService(phase, recipe.start, target, signal);
+          return startService(phase, target, signal);
         case 'after_start':
           return watched(phase, signal, (s) => runHooks(phase, recipe.hooks.afterStart, target, s));
         case 'gates':
@@ -345,7 +319,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         }
         case 'rollback_stop':
         case 'cleanup_stop':
-          return stopService(phase, recipe.stop, target, signal);
+          return stopService(phase, target, signal);
         case 'rollback_activate':
           return activate(phase, previous, signal);
         case 'rollback_steps':
@@ -355,7 +329,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
           }
           return null;
         case 'rollback_start':
-          return startService(phase, recipe.start, previous, signal);
+          return startService(phase, previous, signal);
         case 'rollback_gates':
           return watched(phase, signal, (s) => runChecks(phase, recipe.gates, previous, s, true));
         case 'on_rollback': {
@@ -490,7 +464,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       // recover's forward path: resolve → kill what the dead run left → stop → activate → start → gates
       if (phase === 'before_stop' && mode === 'recover') return 'recover runs no before_stop hooks';
       if (phase === 'verify' && mode === 'recover') return 'recover goes back to a release that passed its gates';
-      if (phase === 'verify' && recipe.verify.length === 0 && !(recipe.rollback.enabled && recipe.release && previous !== null && previous !== target)) return 'none defined';
+      if (phase === 'verify' && recipe.verify.length === 0 && recipe.service.kind === 'commands' && !(recipe.rollback.enabled && recipe.release && previous !== null && previous !== target)) return 'none defined';
       if (phase === 'rollback_activate' && (!recipe.release || previous === null)) return 'nothing to re-activate';
       if (phase === 'rollback_steps' && recipe.rollback.steps.length === 0) return 'no rollback steps';
       if (phase === 'activate' && (!recipe.release || target === null || target === previous) && mode === 'run') return 'in-place restart';
@@ -553,10 +527,13 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       warnings: warnings.map(redact),
       ...(leftState ? { leftState: leftState.map(redact) } : {}),
     };
-    const dependencyFailure = recoverExit.code === 1 && state.failures[0]?.phase === 'dependencies';
+    // an abort because a dependency was down or the unit/program is not manageable is worth a bundle too
+    const dependencyFailure = recoverExit.code === 1 && (state.failures[0]?.phase === 'dependencies' || (state.failures[0]?.phase === 'verify' && recipe.service.kind !== 'commands'));
     if (recoverExit.code === 2 || recoverExit.code === 3 || dependencyFailure) {
       try {
+        const serviceFiles = await manager.evidence(sctx).catch((error: unknown) => [{ name: 'service-evidence-error.txt', text: String((error as Error)?.message ?? error) }]);
         summary.evidence = writeEvidence({
+          serviceFiles,
           dir: store.evidenceDir(runId),
           summary,
           journalPath,

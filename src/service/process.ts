@@ -3,6 +3,8 @@ import { readFileTail } from '../process/tail.js';
 import type { ServiceWatch, WatchFailure } from './watch.js';
 
 const EVIDENCE_LINES = 10;
+// a process that just closed its sockets is reaped a moment later: how long a probe waits for its exit status
+const EXIT_NEWS_MS = 250;
 
 export interface SpawnedProcess {
   pid: number;
@@ -16,16 +18,25 @@ export interface SpawnedProcess {
 
 export function watchSpawned(p: SpawnedProcess): ServiceWatch {
   let stopped = false;
+  let dead: WatchFailure | null = null;
   const failure = new Promise<WatchFailure>((resolve) => {
     void p.exited.then(({ code, signal }) => {
-      if (stopped) return;
       const after = formatSeconds(performance.now() - p.startedAt);
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      resolve({ reason: `process ${p.pid} (${p.label}) ${how} after ${after}`, evidence: logLines(p.log) });
+      dead = { reason: `process ${p.pid} (${p.label}) ${how} after ${after}`, evidence: logLines(p.log) };
+      if (!stopped) resolve(dead);
     });
   });
   return {
     failure,
+    async probe() {
+      if (!dead) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([p.exited, new Promise<void>((r) => (timer = setTimeout(r, EXIT_NEWS_MS)))]);
+        clearTimeout(timer);
+      }
+      return dead;
+    },
     stop() {
       stopped = true;
     },

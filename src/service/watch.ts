@@ -7,6 +7,8 @@ export interface ServiceWatch {
   readonly failure: Promise<WatchFailure>;
   /** Stop watching (the run is about to stop the service itself, or the proof is over). */
   stop(): void;
+  /** Look once, now: when a gate just failed, the service may have died a moment ago (null = it is alive). */
+  probe(): Promise<WatchFailure | null>;
 }
 
 export interface WatchFailure {
@@ -16,11 +18,8 @@ export interface WatchFailure {
   evidence: string[];
 }
 
-// how long a failed proof waits for news of the service's death before it stands as the reason
-const EXIT_NEWS_MS = 250;
-
 /** A watch that never fires: a service whose manager cannot tell (a `start.run` command). */
-export const NO_WATCH: ServiceWatch = { failure: new Promise<WatchFailure>(() => {}), stop() {} };
+export const NO_WATCH: ServiceWatch = { failure: new Promise<WatchFailure>(() => {}), stop() {}, probe: async () => null };
 
 /**
  * Race `work` against the watch: when the service fails first, `work`'s signal is aborted (its checks report
@@ -45,10 +44,9 @@ export async function raceWatch<T>(
   try {
     const result = await work(local.signal);
     if (!failed && failedWork(result)) {
-      // a gate that saw the connection reset by a dying process fails a moment before its exit status arrives
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([watched, new Promise<void>((r) => (timer = setTimeout(r, EXIT_NEWS_MS)))]);
-      clearTimeout(timer);
+      // a gate that saw the connection reset by a dying process fails a moment before the watch's next look
+      const now = await watch.probe().catch(() => null);
+      if (now && !failed) failed = now;
     }
     // a failure that arrived while the work was winding down still decides
     return failed ? { failed } : { result };

@@ -32,7 +32,7 @@ x4: [*d,*d,*d,*d,*d,*d,*d,*d,*d]
 
   it('allows a few aliases for small reuse', () => {
     const { recipe } = load(`version: 1\nname: svc\nstop: { run: x, env: &env { A: "1" } }\nstart: { run: y, env: *env }\n`);
-    expect(recipe.start).toMatchObject({ step: { env: { A: '1' } } });
+    expect(recipe.service.kind === 'commands' && recipe.service.start).toMatchObject({ step: { env: { A: '1' } } });
   });
 
   it('refuses an alias without an anchor', () => {

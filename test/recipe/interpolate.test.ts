@@ -84,7 +84,7 @@ describe('interpolation in recipes', () => {
       'version: 1\nname: svc\nstop: { run: x }\nstart:\n  spawn: ["${NODE:-node}", "s.js"]\n  pidfile: /run/${NAME}.pid\n  env: { "${K}": "${V}" }\n',
       { env: { NAME: 'svc', K: 'KEY', V: 'val' } },
     );
-    expect(r.start).toMatchObject({ argv: ['node', 's.js'], pidfile: '/run/svc.pid', env: { '${K}': 'val' } });
+    expect(r.service.kind === 'commands' && r.service.start).toMatchObject({ argv: ['node', 's.js'], pidfile: '/run/svc.pid', env: { '${K}': 'val' } });
   });
 
   it('keeps the shell its own variables', () => {

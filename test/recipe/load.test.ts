@@ -166,11 +166,11 @@ describe('loading a recipe that uses every key', () => {
 
   it('normalises release, stop, start and gates', () => {
     expect(recipe.release).toEqual({ kind: 'symlink', symlink: '/srv/order/current', releasesDir: '/srv/order/releases' });
-    expect(recipe.stop).toEqual({
+    expect(recipe.service.kind === 'commands' && recipe.service.stop).toEqual({
       kind: 'run',
       step: { name: 'stop', run: 'systemctl stop order-service', timeoutMs: 45_000, env: { A: '1' }, cwd: '/srv' },
     });
-    expect(recipe.start).toEqual({
+    expect(recipe.service.kind === 'commands' && recipe.service.start).toEqual({
       kind: 'run',
       step: { name: 'start', run: ['systemctl', 'start', 'order-service'], timeoutMs: DEFAULTS.stepTimeoutMs, env: {} },
     });
@@ -237,8 +237,8 @@ start:
       current: { name: 'current release', run: 'cat /srv/ACTIVE', timeoutMs: 60_000, env: {} },
       activate: { name: 'activate release', run: 'deploy "$SAFE_RESTART_RELEASE"', timeoutMs: 20_000, env: {} },
     });
-    expect(recipe.stop).toEqual({ kind: 'signal', signal: 'SIGINT', pidfile: '/run/svc.pid', graceMs: 5_000, timeoutMs: 60_000 });
-    expect(recipe.start).toEqual({
+    expect(recipe.service.kind === 'commands' && recipe.service.stop).toEqual({ kind: 'signal', signal: 'SIGINT', pidfile: '/run/svc.pid', graceMs: 5_000, timeoutMs: 60_000 });
+    expect(recipe.service.kind === 'commands' && recipe.service.start).toEqual({
       kind: 'spawn',
       argv: ['node', 'server.js'],
       pidfile: '/run/svc.pid',
@@ -277,7 +277,25 @@ describe('schema errors point at the offending node', () => {
   });
 
   it('reports missing required keys at the mapping that lacks them', () => {
-    expect(problems('version: 1\nname: svc\nstop: { run: x }\n')).toEqual(['r.yaml:1:1: start: required key is missing']);
+    expect(problems('name: svc\nstop: { run: x }\nstart: { run: y }\n')).toEqual(['r.yaml:1:1: version: expected 1 (got nothing)']);
+  });
+
+  it('a recipe has either service or both stop and start, and says which it got', () => {
+    expect(problems('version: 1\nname: svc\nstop: { run: x }\n')).toEqual(['r.yaml:3:1: stop: stop needs start too (or use service: for a systemd unit or supervisord program)']);
+    expect(problems('version: 1\nname: svc\n')).toEqual(['r.yaml:1:1: the recipe needs service (systemd: UNIT, or supervisor: { program }) or both stop and start (got neither)']);
+    expect(problems('version: 1\nname: svc\nservice: { systemd: web }\nstart: { run: x }\n')).toEqual([
+      'r.yaml:4:1: start: a recipe has either service or stop + start, not both: service (systemd web) already starts the service – remove start:',
+    ]);
+    expect(problems('version: 1\nname: svc\nservice: { supervisor: { program: w }, reload: true }\n')).toEqual([
+      'r.yaml:3:40: service.reload: service.reload is for systemd units (systemctl reload); supervisord programs restart',
+    ]);
+  });
+
+  it('service: a unit name gets its .service suffix; timeouts become milliseconds', () => {
+    const { recipe: r } = load('version: 1\nname: svc\nservice: { systemd: order-service, stop_timeout: 30s }\n');
+    expect(r.service).toEqual({ kind: 'systemd', unit: 'order-service.service', reload: false, stopTimeoutMs: 30_000, startTimeoutMs: null });
+    const { recipe: s } = load('version: 1\nname: svc\nservice: { supervisor: { program: w, config: /etc/s.conf } }\n');
+    expect(s.service).toEqual({ kind: 'supervisor', program: 'w', config: '/etc/s.conf', stopTimeoutMs: null, startTimeoutMs: null });
   });
 
   it('picks the union branch the user meant', () => {

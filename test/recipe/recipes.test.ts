@@ -42,7 +42,9 @@ describe('the committed JSON Schema', () => {
   it('rejects what the loader rejects at the schema level', () => {
     const validate = new Ajv2020({ allErrors: true }).compile(JSON.parse(COMMITTED));
     expect(validate({ version: 1, name: 'x', stop: { run: 'a' }, start: { run: 'b' } })).toBe(true);
-    expect(validate({ version: 1, name: 'x', stop: { run: 'a' } })).toBe(false);
+    expect(validate({ version: 1, name: 'x', service: { systemd: 'web' } })).toBe(true);
+    expect(validate({ name: 'x', stop: { run: 'a' }, start: { run: 'b' } })).toBe(false);
+    expect(validate({ version: 1, name: 'x', service: { systemd: 'web', stop: 'x' } })).toBe(false);
     expect(validate({ version: 1, name: 'x', stop: { run: 'a' }, start: { run: 'b' }, gates: [{ tcp: 'a:1', stabel_for: '1s' }] })).toBe(false);
     expect(validate({ version: 1, name: 'x', stop: { run: 'a' }, start: { run: 'b' }, defaults: { timeout: '30 s' } })).toBe(false);
   });

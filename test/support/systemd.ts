@@ -52,7 +52,7 @@ export interface SystemdNs {
   spawn(argv: string[], opts?: { env?: Record<string, string>; cwd?: string }): ChildProcess;
   /** write a unit file (or a drop-in, "NAME.d/FILE.conf") to /run/systemd/system/NAME inside and `systemctl daemon-reload` */
   writeUnit(name: string, text: string): Promise<void>;
-  /** the work dir (visible at the same path inside and outside) */
+  /** the work dir (visible at the same path inside and outside; holds .systemd-console.log, systemd's /dev/console) */
   dir: string;
   /** poweroff inside, wait for systemd to exit (kill -9 of its pid as the fallback), remove its cgroup; idempotent */
   shutdown(): Promise<void>;
@@ -629,7 +629,7 @@ export async function bootSystemd(opts: BootOptions): Promise<SystemdNs> {
       const r = await runInside(pid, dir, ['systemctl', 'is-system-running', '--wait'], { timeoutMs: left });
       state = (r.stdout.trim() || r.stderr.trim()).split('\n').pop() ?? '';
       if (state === 'running' || state === 'degraded') break;
-      if (!/Failed to connect to bus|No such file|Transport endpoint|Connection refused|initializing|starting/.test(r.stdout + r.stderr)) {
+      if (!/Failed to connect to bus|No such file|Transport endpoint|Connection refused|offline|initializing|starting/.test(r.stdout + r.stderr)) {
         throw new Error(`systemctl is-system-running: ${r.stdout}${r.stderr}`);
       }
       await sleep(50);
