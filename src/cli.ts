@@ -114,7 +114,10 @@ function defaultIo(): Io {
   return {
     stdout: process.stdout,
     stderr: process.stderr,
-    stdin: process.stdin,
+    // opening stdin costs a cold start 1–2 ms that most commands never read
+    get stdin() {
+      return process.stdin;
+    },
     env: process.env,
     cwd: process.cwd(),
     onSignal(handler) {
@@ -137,8 +140,9 @@ function defaultIo(): Io {
 /**
  * With an Io (tests, embedding): runs the command and returns its exit code. Without one it is the process:
  * once the exit code is known and stdout and stderr are flushed, it exits, rather than waiting for the event
- * loop to empty (an abandoned attempt's socket or timer must not keep a finished command alive). A getaddrinfo
- * stuck in libuv's threadpool still delays the exit until the resolver gives up: libuv joins its threads at exit.
+ * loop to empty (an abandoned attempt's socket or timer must not keep a finished command alive). Name lookups go
+ * through c-ares (src/checks/resolve.ts), not getaddrinfo: a getaddrinfo stuck in libuv's threadpool would delay
+ * even process.exit() until the resolver gave up, since libuv joins its threads at exit.
  */
 export async function main(argv: string[], io?: Io): Promise<number> {
   if (io) return execute(argv, io);

@@ -5,9 +5,9 @@
 // Why a small explicit loop and not p-retry 7: p-retry waits its delay after an attempt *ends* (a slow attempt adds
 // its own duration to the interval), retries only on rejection, and cannot express "N consecutive passes, then a
 // stable window in which one failure ends the wait at once" — the loop below states that policy directly.
-import { lookup } from 'node:dns/promises';
 import type { LookupAddress } from 'node:dns';
 import { loadAttempt } from './checks/registry.js';
+import { systemResolver } from './checks/resolve.js';
 import type { AttemptError, AttemptFn, AttemptResult, Resolver } from './checks/types.js';
 import type { CheckSpec, CheckType } from './recipe/types.js';
 
@@ -63,20 +63,28 @@ const ABORT_GRACE_MS = 25;
 const ATTEMPT_FINISHED = Object.freeze({ reason: 'attempt finished' });
 const ATTEMPT_TIMED_OUT = Object.freeze({ reason: 'attempt_timeout' });
 // A check asks about a name at most once per max(interval, this), and never while its last question is pending;
-// attempts in between reuse the answer, good or bad. The system's stub resolver caches nothing, a resolver asked
-// ~10 times a second stops answering, and a getaddrinfo that hangs cannot be cancelled (it holds a libuv thread).
+// attempts in between reuse the answer, good or bad. The system's stub resolver caches nothing, and a resolver
+// asked ~10 times a second stops answering.
 const MIN_LOOKUP_GAP_MS = 1_000;
-
-const systemResolver: Resolver = (host) => lookup(host, { all: true, verbatim: true });
+const CHECK_FINISHED = Object.freeze({ reason: 'check finished' });
 
 export async function pollCheck(spec: CheckSpec, opts: PollOptions = {}): Promise<CheckOutcome> {
+  const lookups = createLookups(opts.resolver ?? systemResolver, Math.max(spec.intervalMs, MIN_LOOKUP_GAP_MS));
+  try {
+    return await pollWith(spec, opts, lookups);
+  } finally {
+    // a lookup still pending is nobody's any more: cancelled, so it holds neither the resolver nor the process
+    lookups.close();
+  }
+}
+
+async function pollWith(spec: CheckSpec, opts: PollOptions, lookups: Lookups): Promise<CheckOutcome> {
   const startedAt = performance.now();
   const deadline = startedAt + spec.timeoutMs;
   const signal = opts.signal;
   let attempts = 0;
   let last: AttemptResult | null = null;
   let lastFailure: AttemptResult | null = null;
-  const lookups = createLookups(opts.resolver ?? systemResolver, Math.max(spec.intervalMs, MIN_LOOKUP_GAP_MS));
   // The last failure the resolver answered ("no such name"), and the failures that waited on a lookup in vain.
   let lastDnsAnswer: AttemptResult | null = null;
   const dnsSilent = new WeakSet<AttemptResult>();
@@ -249,14 +257,21 @@ interface Lookup {
   failed: boolean;
 }
 
-/** One check's questions to the resolver: one per name per gapMs at most, shared while pending. */
+type Lookups = ReturnType<typeof createLookups>;
+
+/**
+ * One check's questions to the resolver: one per name per gapMs at most, shared while pending. A pending question
+ * belongs to the check, not to the attempt that asked it (the attempts that follow wait on it too), so an attempt's
+ * deadline does not cancel it: it ends with its answer, the resolver's own timeout, or close() at the check's end.
+ */
 function createLookups(base: Resolver, gapMs: number) {
   const byName = new Map<string, Lookup>();
+  const checkDone = new AbortController();
   const ask = (host: string): Lookup => {
     const known = byName.get(host);
     const now = performance.now();
     if (known && (!known.settled || now - known.startedAt < gapMs)) return known;
-    const lookup: Lookup = { answer: Promise.resolve().then(() => base(host)), startedAt: now, settled: false, failed: false };
+    const lookup: Lookup = { answer: Promise.resolve().then(() => base(host, { signal: checkDone.signal })), startedAt: now, settled: false, failed: false };
     // Registered first, so the flags are set before any attempt sees the answer (and a rejection is never unhandled).
     lookup.answer.then(
       (list) => {
@@ -287,6 +302,10 @@ function createLookups(base: Resolver, gapMs: number) {
         /** the resolver answered a question of this attempt with "no such name" (or no address) */
         answeredNo: (): boolean => asked.some((l) => l.settled && l.failed),
       };
+    },
+    /** Cancels every question still pending. */
+    close(): void {
+      checkDone.abort(CHECK_FINISHED);
     },
   };
 }

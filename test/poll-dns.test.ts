@@ -99,6 +99,23 @@ describe('lookups: at most one per max(interval, 1 s) per check, none while one 
     expect(outcome.error?.message).toContain('resolving "orders-db.internal" timed out after 300ms');
   });
 
+  it('a pending lookup is not cancelled by the attempt that asked (the next ones wait on it), only when the check ends', async () => {
+    const signals: AbortSignal[] = [];
+    const resolver: Resolver = (_host, options) => {
+      if (options?.signal) signals.push(options.signal);
+      return never();
+    };
+    const abortedAtAttempt: boolean[] = [];
+    const outcome = await pollCheck(tcpSpec('orders-db.internal', 5432, { attemptTimeoutMs: 200, timeoutMs: 1_000 }), {
+      resolver,
+      onAttempt: () => abortedAtAttempt.push(signals[0]?.aborted ?? true),
+    });
+    expect(outcome.attempts).toBeGreaterThan(2);
+    expect(signals).toHaveLength(1);
+    expect(abortedAtAttempt).toEqual(abortedAtAttempt.map(() => false));
+    expect(signals[0]?.aborted).toBe(true);
+  });
+
   it('keeps the resolver\'s answer as the cause when it then stops answering (not "ETIMEDOUT resolving")', async () => {
     const { resolver, calls } = countingResolver((n, host) => (n === 1 ? notFound(host) : never()));
     const outcome = await pollCheck(tcpSpec('orders-db.internal', 5432, { attemptTimeoutMs: 300 }), { resolver });

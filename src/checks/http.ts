@@ -5,6 +5,7 @@ import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import type { HttpProbe } from '../recipe/types.js';
+import { systemResolver } from './resolve.js';
 import type { AttemptContext, AttemptError, AttemptFn, AttemptResult, HttpEvidence, Resolver } from './types.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -128,7 +129,8 @@ function request(
       method: probe.method,
       headers,
       agent: false,
-      ...(ctx.resolver ? { lookup: lookupVia(ctx.resolver) } : {}),
+      // never node's default (getaddrinfo in the threadpool, which nothing can cancel)
+      lookup: lookupVia(ctx.resolver ?? systemResolver, ctx.signal),
       ...(url.protocol === 'https:' ? { rejectUnauthorized: !probe.insecure, ...(opts.ca ? { ca: opts.ca } : {}) } : {}),
     };
     const req = mod.request(url, options);
@@ -251,11 +253,14 @@ function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-// Adapts the injected resolver to the dns.lookup shape node:http expects (with and without { all: true }).
-function lookupVia(resolver: Resolver): LookupFunction {
+// Adapts a Resolver to the dns.lookup shape node:http expects (with and without { all: true }, family 4 or 6).
+function lookupVia(resolver: Resolver, signal: AbortSignal): LookupFunction {
   return (hostname, options, callback) => {
-    resolver(hostname).then(
-      (list) => {
+    const family = (options as { family?: number | string }).family;
+    const wanted = family === 4 || family === 'IPv4' ? 4 : family === 6 || family === 'IPv6' ? 6 : 0;
+    resolver(hostname, { signal }).then(
+      (all) => {
+        const list = wanted === 0 ? all : all.filter((a) => a.family === wanted);
         const first = list[0];
         if (!first) {
           const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });

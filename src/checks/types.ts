@@ -27,8 +27,15 @@ export interface AttemptResult {
   output?: string;
 }
 
+/** How long a lookup may take: aborting the signal cancels it (the promise rejects at once, nothing stays pending). */
+export interface LookupOptions {
+  signal?: AbortSignal;
+  /** give up (EAI_AGAIN) after this long; default: the resolver's own limit (resolv.conf timeout × attempts) */
+  timeoutMs?: number;
+}
+
 /** Resolves a host name to every address, like dns.promises.lookup(host, { all: true }). Injected by tests. */
-export type Resolver = (host: string) => Promise<LookupAddress[]>;
+export type Resolver = (host: string, options?: LookupOptions) => Promise<LookupAddress[]>;
 
 export interface AttemptContext {
   /** Aborted when the attempt's deadline passes or the run is cancelled. Every socket/process must be released on abort. */
