@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import type { TcpProbe } from '../recipe/types.js';
+import { parseHostPort } from '../recipe/targets.js';
 import { systemResolver } from './resolve.js';
 import type { AttemptContext, AttemptFn, AttemptResult } from './types.js';
 
@@ -22,7 +23,14 @@ type ConnectOutcome =
 // Preallocated: an abort without a reason allocates a DOMException with a stack, on every probe.
 const NOT_NEEDED = Object.freeze({ reason: 'another address answered' });
 
-export const attempt: AttemptFn<TcpProbe> = async (probe, ctx) => {
+export const attempt: AttemptFn<TcpProbe> = async (written, ctx) => {
+  // a slot's "127.0.0.1:${SAFE_RESTART_PORT}", bound by the runner just before this attempt
+  let probe = written;
+  if (written.template !== undefined) {
+    const parsed = parseHostPort(written.template);
+    if (!parsed.ok) return { ok: false, detail: `tcp target ${written.template}: ${parsed.error}`, error: { code: 'EINVAL', message: `tcp target ${written.template}: ${parsed.error}` } };
+    probe = { ...written, host: parsed.value.host, port: parsed.value.port };
+  }
   if (probe.state === 'drained') return checkDrained(probe.port);
   const host = unbracket(probe.host);
   const resolved = await resolveAddresses(host, ctx);

@@ -3,9 +3,10 @@
 import type { Redactor } from '../redact.js';
 import { parseDuration } from './duration.js';
 import { CHECK_TYPES } from './constants.js';
-import type { WrittenCheck, WrittenRecipe, WrittenRunStep } from './schema.js';
+import type { WrittenCheck, WrittenRecipe, WrittenRunStep, WrittenTraffic } from './schema.js';
 import { describeCommand as describeWritten, describeDatabaseUrl, formatHostPort, parseHostPort } from './targets.js';
-import { showTemplate } from './runtime-vars.js';
+import { mentionsRuntimeVars, showTemplate } from './runtime-vars.js';
+import { dirname, join } from 'node:path';
 import {
   DEFAULTS,
   type CheckSpec,
@@ -18,6 +19,10 @@ import {
   type ReleaseSpec,
   type ResolvedRecipe,
   type ServiceSpec,
+  type SlotSpec,
+  type StrategySpec,
+  type TrafficSpec,
+  type DrainSpec,
   type StartSpec,
   type StepSpec,
   type StopSpec,
@@ -110,6 +115,7 @@ function probe(check: WrittenCheck): Probe {
     case 'tcp': {
       const tcp = check.tcp as NonNullable<WrittenCheck['tcp']>;
       if (typeof tcp === 'string') {
+        if (mentionsRuntimeVars(tcp)) return { type: 'tcp', host: '', port: 0, state: 'open', template: tcp };
         const parsed = parseHostPort(tcp);
         if (!parsed.ok) throw new Error(`normalize: invalid tcp target ${tcp} (rules.ts must run first)`);
         return { type: 'tcp', host: parsed.value.host, port: parsed.value.port, state: 'open' };
@@ -228,6 +234,52 @@ function normalizeStart(recipe: WrittenRecipe): StartSpec {
   return { kind: 'run', step: normalizeStep({ ...start, run: start.run }, 'start') };
 }
 
+function normalizeTraffic(t: WrittenTraffic, slots: SlotSpec[]): TrafficSpec {
+  if (t.haproxy) {
+    const servers = Object.fromEntries(slots.map((s) => [s.name, t.haproxy?.servers?.[s.name] ?? s.server]));
+    return { kind: 'haproxy', socket: t.haproxy.socket, backend: t.haproxy.backend, servers, ...(t.haproxy.state_file ? { stateFile: t.haproxy.state_file } : {}) };
+  }
+  if (t.nginx) {
+    const servers = Object.fromEntries(slots.map((s) => [s.name, t.nginx?.servers?.[s.name] ?? `127.0.0.1:${s.port}`]));
+    return {
+      kind: 'nginx',
+      upstreamFile: t.nginx.upstream_file,
+      upstream: t.nginx.upstream,
+      servers,
+      test: t.nginx.test ?? ['nginx', '-t'],
+      reload: t.nginx.reload ?? ['nginx', '-s', 'reload'],
+      pidfile: t.nginx.pidfile,
+      ...(t.nginx.check_url ? { checkUrl: t.nginx.check_url } : {}),
+    };
+  }
+  if (t.command) return { kind: 'command', enable: t.command.enable, disable: t.command.disable, ...(t.command.status ? { status: t.command.status } : {}) };
+  throw new Error('normalize: traffic has no provider (rules.ts must run first)');
+}
+
+function normalizeStrategy(recipe: WrittenRecipe): StrategySpec {
+  const s = recipe.strategy;
+  if (s === undefined || s === 'in_place') return { kind: 'in_place' };
+  const releasesDir = recipe.release?.releases_dir ?? '.';
+  const drain = (d: { timeout?: string | number; on_timeout?: DrainSpec['onTimeout'] } | undefined): DrainSpec => ({ timeoutMs: ms(d?.timeout, 30_000), onTimeout: d?.on_timeout ?? 'shutdown' });
+  if ('blue_green' in s) {
+    const bg = s.blue_green;
+    const linksDir = bg.links_dir ?? join(dirname(releasesDir.replace(/\/+$/, '')), 'slots');
+    const slots = Object.entries(bg.slots).map(([name, v]): SlotSpec => ({ name, port: v.port, server: name, link: join(linksDir, name) }));
+    return {
+      kind: 'blue_green',
+      slots: slots as [SlotSpec, SlotSpec],
+      traffic: normalizeTraffic(bg.traffic, slots),
+      drain: drain(bg.drain),
+      bakeMs: ms(bg.bake, 0),
+      keepPreviousMs: ms(bg.keep_previous, 0),
+    };
+  }
+  const r = s.rolling;
+  const linksDir = r.links_dir ?? join(dirname(releasesDir.replace(/\/+$/, '')), 'slots');
+  const instances = r.instances.map((i): SlotSpec => ({ name: i.name, port: i.port, server: i.server ?? i.name, link: join(linksDir, i.name) }));
+  return { kind: 'rolling', instances, traffic: normalizeTraffic(r.traffic, instances), maxUnavailable: r.max_unavailable ?? 1, drain: drain(r.drain), bakeMs: ms(r.bake, 0) };
+}
+
 function normalizeService(recipe: WrittenRecipe): ServiceSpec {
   const s = recipe.service;
   if (!s) return { kind: 'commands', stop: normalizeStop(recipe), start: normalizeStart(recipe) };
@@ -257,6 +309,7 @@ export function normalizeRecipe(recipe: WrittenRecipe, context: NormalizeContext
     dependencies: (recipe.dependencies ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
     verify: hookItems(recipe.verify, recipe, redactor),
     service: normalizeService(recipe),
+    strategy: normalizeStrategy(recipe),
     gates: (recipe.gates ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
     hooks: {
       beforeStop: hookItems(recipe.hooks?.before_stop, recipe, redactor),

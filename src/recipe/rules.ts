@@ -7,6 +7,7 @@ import type { WrittenCheck, WrittenRecipe, WrittenRunStep } from './schema.js';
 import { formatMs, formatWritten, MAX_DURATION_MS, parseDuration } from './duration.js';
 import { formatPath, type Path, type PathSegment } from './parse.js';
 import { parseHostPort, parseUrl } from './targets.js';
+import { sampleTemplate } from './runtime-vars.js';
 import { checkLabel } from './normalize.js';
 
 export interface RuleProblem {
@@ -74,6 +75,7 @@ export function checkRules(recipe: WrittenRecipe): RuleResult {
   (recipe.rollback?.steps ?? []).forEach((step, i) => checkStep(r, ['rollback', 'steps', i], step));
 
   checkRelease(r, recipe);
+  checkStrategy(r, recipe);
   if (checkService(r, recipe)) {
     checkStop(r, recipe);
     checkStart(r, recipe);
@@ -141,7 +143,8 @@ function checkOne(r: Rules, recipe: WrittenRecipe, path: PathSegment[], check: W
 
   let targetOk = true;
   if (check.tcp !== undefined && typeof check.tcp === 'string') {
-    const parsed = parseHostPort(check.tcp);
+    // run-time references (${SAFE_RESTART_PORT}) are bound per slot: the shape is checked with sample values
+    const parsed = parseHostPort(sampleTemplate(check.tcp));
     if (!parsed.ok) {
       r.error([...path, 'tcp'], `${parsed.error} (got ${JSON.stringify(check.tcp)})`);
       targetOk = false;
@@ -150,7 +153,7 @@ function checkOne(r: Rules, recipe: WrittenRecipe, path: PathSegment[], check: W
   if (check.http !== undefined) {
     const url = typeof check.http === 'string' ? check.http : check.http.url;
     const urlPath = typeof check.http === 'string' ? [...path, 'http'] : [...path, 'http', 'url'];
-    const parsed = parseUrl(url, 'http');
+    const parsed = parseUrl(sampleTemplate(url), 'http');
     if (!parsed.ok) {
       r.error(urlPath, `${parsed.error} (got ${JSON.stringify(url)})`);
       targetOk = false;
@@ -260,6 +263,45 @@ function checkRelease(r: Rules, recipe: WrittenRecipe): void {
   }
   if (release.activate) checkStep(r, ['release', 'activate'], release.activate);
   if (release.exists) checkStep(r, ['release', 'exists'], release.exists);
+}
+
+// blue/green and rolling need the slots' own links (so a release symlink) and one load balancer.
+function checkStrategy(r: Rules, recipe: WrittenRecipe): void {
+  const s = recipe.strategy;
+  if (s === undefined || s === 'in_place') return;
+  const key = 'blue_green' in s ? 'blue_green' : 'rolling';
+  const spec = 'blue_green' in s ? s.blue_green : s.rolling;
+  const at = ['strategy', key];
+  if (!recipe.release || recipe.release.symlink === undefined || recipe.release.releases_dir === undefined) {
+    r.error(at, `strategy ${key} needs release: { symlink, releases_dir }: each slot runs from a link of its own into releases_dir (got ${recipe.release ? 'release commands' : 'no release section'})`, 'key');
+  }
+  const providers = (['haproxy', 'nginx', 'command'] as const).filter((p) => spec.traffic[p] !== undefined);
+  if (providers.length !== 1) r.error([...at, 'traffic'], `traffic needs exactly one of haproxy, nginx, command (got ${providers.length === 0 ? 'none' : providers.join(' and ')})`);
+  r.duration([...at, 'bake'], spec.bake);
+  r.duration([...at, 'drain', 'timeout'], spec.drain?.timeout);
+  const ports = new Map<number, string>();
+  const names: Array<{ name: string; port: number }> = 'blue_green' in s ? Object.entries(s.blue_green.slots).map(([name, v]) => ({ name, port: v.port })) : s.rolling.instances;
+  for (const { name, port } of names) {
+    const other = ports.get(port);
+    if (other !== undefined) r.error([...at, 'blue_green' in s ? 'slots' : 'instances'], `${name} and ${other} both use port ${port}: each needs its own`);
+    ports.set(port, name);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) r.error([...at, 'slots', name], `a slot name is 1 to 63 of A-Z a-z 0-9 . _ - (got ${JSON.stringify(name)})`, 'key');
+  }
+  if ('blue_green' in s) {
+    const bg = s.blue_green;
+    if (names.length !== 2) r.error([...at, 'slots'], `blue_green needs exactly two slots (got ${names.length}: ${names.map((n) => n.name).join(', ') || 'none'})`);
+    r.duration([...at, 'keep_previous'], bg.keep_previous);
+    const bake = bg.bake === undefined ? 0 : (parseDuration(bg.bake) ?? 0);
+    const keep = bg.keep_previous === undefined ? null : (parseDuration(bg.keep_previous) ?? null);
+    if (keep !== null && keep > 0 && keep < bake) r.error([...at, 'keep_previous'], `keep_previous (${formatWritten(bg.keep_previous as string | number)}) must be at least bake (${formatWritten(bg.bake as string | number)}): the old slot must still be there to switch back to`);
+    if (bg.traffic.haproxy) for (const { name } of names) if (!bg.traffic.haproxy.servers?.[name]) r.error([...at, 'traffic', 'haproxy', 'servers'], `names no HAProxy server for slot ${name} (servers: { ${names.map((n) => `${n.name}: …`).join(', ')} })`, 'key');
+  } else {
+    const names2 = new Set<string>();
+    s.rolling.instances.forEach((inst, i) => {
+      if (names2.has(inst.name)) r.error([...at, 'instances', i, 'name'], `instance name ${inst.name} is used twice`);
+      names2.add(inst.name);
+    });
+  }
 }
 
 // A recipe has either service (a manager stops and starts it) or both stop and start.

@@ -12,6 +12,8 @@ export const RUNTIME_VARS = [
   'SAFE_RESTART_PREVIOUS_RELEASE',
   'SAFE_RESTART_TARGET_RELEASE',
   'SAFE_RESTART_PHASE',
+  'SAFE_RESTART_SLOT',
+  'SAFE_RESTART_PORT',
 ] as const;
 
 export type RuntimeVarName = (typeof RUNTIME_VARS)[number];
@@ -20,7 +22,7 @@ export type RuntimeVars = Record<RuntimeVarName, string>;
 const NAMES: ReadonlySet<string> = new Set(RUNTIME_VARS);
 
 /** The values for one phase: `release` is the release this phase is about (TARGET forward, PREVIOUS in a rollback). */
-export function runtimeVars(v: { name: string; runId: string; phase: string; release: string | null; previous: string | null; target: string | null }): RuntimeVars {
+export function runtimeVars(v: { name: string; runId: string; phase: string; release: string | null; previous: string | null; target: string | null; slot?: { name: string; port: number } | null }): RuntimeVars {
   return {
     SAFE_RESTART_NAME: v.name,
     SAFE_RESTART_RUN_ID: v.runId,
@@ -28,6 +30,8 @@ export function runtimeVars(v: { name: string; runId: string; phase: string; rel
     SAFE_RESTART_PREVIOUS_RELEASE: v.previous ?? '',
     SAFE_RESTART_TARGET_RELEASE: v.target ?? '',
     SAFE_RESTART_PHASE: v.phase,
+    SAFE_RESTART_SLOT: v.slot?.name ?? '',
+    SAFE_RESTART_PORT: v.slot ? String(v.slot.port) : '',
   };
 }
 /** User variables (vars, --var) may not take this prefix. */
@@ -40,7 +44,7 @@ export function isRuntimeVar(name: string): name is RuntimeVarName {
   return NAMES.has(name);
 }
 
-const RUNTIME_SECTIONS: ReadonlySet<string> = new Set(['dependencies', 'gates', 'verify', 'hooks', 'stop', 'start', 'service', 'rollback']);
+const RUNTIME_SECTIONS: ReadonlySet<string> = new Set(['dependencies', 'gates', 'verify', 'hooks', 'stop', 'start', 'service', 'rollback', 'strategy']);
 
 /** Where run-time references may appear: every string of the parts that run. */
 export function allowsRuntimeVars(path: Path): boolean {
@@ -111,4 +115,9 @@ export function mentionsRuntimeVars(value: unknown): boolean {
   if (Array.isArray(value)) return value.some(mentionsRuntimeVars);
   if (typeof value === 'object' && value !== null) return Object.values(value).some(mentionsRuntimeVars);
   return false;
+}
+
+/** A template with plausible run-time values in place of its references: what load-time rules check the shape of. */
+export function sampleTemplate(text: string): string {
+  return text.replace(REFERENCE, (_whole, name: string) => (name === 'SAFE_RESTART_PORT' ? '1' : 'x')).replaceAll(LITERAL_MARK, '${');
 }

@@ -168,6 +168,88 @@ export const Service = z.strictObject({
   start_timeout: Duration.optional().meta({ description: "Our bound on the start. Default: the manager's own start timeout (systemd TimeoutStartSec) plus a margin." }),
 });
 
+const CommandOrArgv = CommandLine;
+
+export const Traffic = z
+  .strictObject({
+    haproxy: z
+      .strictObject({
+        socket: z.string().min(1).meta({ description: 'The HAProxy stats socket, with `level admin` (stats socket /run/haproxy/admin.sock mode 600 level admin).' }),
+        backend: z.string().min(1).meta({ description: 'The backend whose servers are the slots.' }),
+        servers: z.record(z.string(), z.string().min(1)).optional().meta({ description: 'blue/green: slot name → HAProxy server name (rolling: each instance names its server).' }),
+        state_file: z.string().min(1).optional().meta({ description: 'The path the HAProxy config names in server-state-file: `show servers state` is written there after every change, so a reload keeps the runtime state.' }),
+      })
+      .optional()
+      .meta({ description: 'HAProxy, through its runtime API on the stats socket.' }),
+    nginx: z
+      .strictObject({
+        upstream_file: z.string().min(1).meta({ description: 'The file that holds the whole `upstream NAME { server …; }` block; rewritten atomically.' }),
+        upstream: z.string().min(1).meta({ description: 'The upstream name.' }),
+        servers: z.record(z.string(), z.string().min(1)).optional().meta({ description: 'slot name → "host:port" in the upstream (default 127.0.0.1:<the slot port>).' }),
+        test: CommandOrArgv.optional().meta({ description: 'Config test, default "nginx -t".' }),
+        reload: CommandOrArgv.optional().meta({ description: 'Reload, default "nginx -s reload".' }),
+        pidfile: z.string().min(1).meta({ description: "nginx's pid file: the reload is proven when the old workers have exited." }),
+        check_url: z.string().min(1).optional().meta({ description: 'A URL through nginx that must answer 2xx after a switch.' }),
+      })
+      .optional()
+      .meta({ description: 'nginx: the upstream file is rewritten, tested and reloaded, and the reload proven.' }),
+    command: z
+      .strictObject({
+        enable: CommandOrArgv.meta({ description: 'Puts $SAFE_RESTART_SLOT into rotation.' }),
+        disable: CommandOrArgv.meta({ description: 'Takes $SAFE_RESTART_SLOT out of rotation.' }),
+        status: CommandOrArgv.optional().meta({ description: 'Prints UP, DOWN, MAINT or DRAIN (and optionally a session count) for $SAFE_RESTART_SLOT.' }),
+      })
+      .optional()
+      .meta({ description: 'Any other load balancer, through your commands.' }),
+  })
+  .meta({ description: 'The load balancer in front of the slots: exactly one of haproxy, nginx, command.' });
+
+const Drain = z
+  .strictObject({
+    timeout: Duration.optional().meta({ description: 'How long a drained server may keep sessions. Default 30s.' }),
+    on_timeout: z.enum(['shutdown', 'proceed', 'fail']).optional().meta({ description: 'shutdown (default; HAProxy: shutdown sessions) | proceed (leave them) | fail (roll back).' }),
+  })
+  .meta({ description: 'Draining a server out of rotation.' });
+
+export const Strategy = z
+  .union([
+    z.literal('in_place').meta({ description: 'Stop, start, gate one instance (default).' }),
+    z.strictObject({
+      blue_green: z
+        .strictObject({
+          slots: z.record(z.string(), z.strictObject({ port: Port.meta({ description: 'The port this slot listens on: ${SAFE_RESTART_PORT}.' }) })).meta({ description: 'Exactly two slots, e.g. { blue: { port: 8081 }, green: { port: 8082 } }.' }),
+          traffic: Traffic,
+          links_dir: z.string().min(1).optional().meta({ description: 'Where each slot\'s release link lives (default <releases_dir>/../slots/<slot>).' }),
+          drain: Drain.optional(),
+          bake: Duration.optional().meta({ description: 'After the switch the gates must keep passing this long. Default 0.' }),
+          keep_previous: Duration.optional().meta({ description: 'The old slot stays up (drained) this long for an instant switch back; then the next run stops it. ≥ bake. Default 0: stopped at the end of the run.' }),
+        })
+        .meta({ description: 'Start the idle slot with the target, gate it on its own port, switch the load balancer to it, drain the old slot, bake.' }),
+    }),
+    z.strictObject({
+      rolling: z
+        .strictObject({
+          instances: z
+            .array(
+              z.strictObject({
+                name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).meta({ description: 'The instance: ${SAFE_RESTART_SLOT}.' }),
+                port: Port.meta({ description: '${SAFE_RESTART_PORT} of this instance.' }),
+                server: z.string().min(1).optional().meta({ description: 'Its server name in the load balancer (default: the instance name).' }),
+              }),
+            )
+            .min(1)
+            .meta({ description: 'The instances, updated in this order.' }),
+          traffic: Traffic,
+          links_dir: z.string().min(1).optional().meta({ description: 'Where each instance\'s release link lives (default <releases_dir>/../slots/<name>).' }),
+          max_unavailable: z.number().int().min(1).optional().meta({ description: 'Instances out of rotation at once. Default 1.' }),
+          drain: Drain.optional(),
+          bake: Duration.optional().meta({ description: 'After the last instance the gates must keep passing this long. Default 0.' }),
+        })
+        .meta({ description: 'Per instance: drain, stop, activate, start, gate, back in, wait UP; a failure rolls the updated instances back in reverse order.' }),
+    }),
+  ], { error: 'expected in_place, { blue_green: … } or { rolling: … }' })
+  .meta({ description: 'How the new release reaches traffic: in_place (default), blue_green or rolling behind a load balancer.' });
+
 export const NOTIFY_EVENTS = ['started', 'succeeded', 'rolled_back', 'failed', 'aborted'] as const;
 
 export const Notify = z.strictObject({
@@ -204,6 +286,7 @@ export const Recipe = z
     release: Release.optional().meta({
       description: 'What the current and the previous release are: a symlink into releases_dir, or current + activate commands. Without it a run restarts in place and cannot roll back.',
     }),
+    strategy: Strategy.optional(),
     service: Service.optional().meta({
       description: 'The service manager that runs the service: { systemd: UNIT } or { supervisor: { program } }. A recipe has either service, or both stop and start.',
     }),
@@ -252,6 +335,7 @@ export const Recipe = z
 export type WrittenRecipe = z.infer<typeof Recipe>;
 export type WrittenCheck = z.infer<typeof Check>;
 export type WrittenRunStep = z.infer<typeof RunStep>;
+export type WrittenTraffic = z.infer<typeof Traffic>;
 
 export function buildJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(Recipe, { io: 'input', target: 'draft-2020-12' }) as Record<string, unknown>;

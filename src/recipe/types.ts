@@ -11,6 +11,8 @@ export interface TcpProbe {
   host: string;
   port: number;
   state: TcpState;
+  /** "127.0.0.1:${SAFE_RESTART_PORT}": host and port are known once the run binds it (src/checks/tcp.ts parses it then) */
+  template?: string;
 }
 
 export interface HttpProbe {
@@ -96,6 +98,32 @@ export type ServiceSpec =
     }
   | { kind: 'supervisor'; program: string; config?: string; serverurl?: string; stopTimeoutMs: number | null; startTimeoutMs: number | null };
 
+/** The load balancer in front of the slots. */
+export type TrafficSpec =
+  | { kind: 'haproxy'; socket: string; backend: string; servers: Record<string, string>; stateFile?: string }
+  | { kind: 'nginx'; upstreamFile: string; upstream: string; servers: Record<string, string>; test: string[] | string; reload: string[] | string; pidfile: string; checkUrl?: string }
+  | { kind: 'command'; enable: string[] | string; disable: string[] | string; status?: string[] | string };
+
+/** A blue/green slot or a rolling instance: ${SAFE_RESTART_SLOT} and ${SAFE_RESTART_PORT} while it is handled. */
+export interface SlotSpec {
+  name: string;
+  port: number;
+  /** its name in the load balancer */
+  server: string;
+  /** the release link this slot runs from */
+  link: string;
+}
+
+export interface DrainSpec {
+  timeoutMs: number;
+  onTimeout: 'shutdown' | 'proceed' | 'fail';
+}
+
+export type StrategySpec =
+  | { kind: 'in_place' }
+  | { kind: 'blue_green'; slots: [SlotSpec, SlotSpec]; traffic: TrafficSpec; drain: DrainSpec; bakeMs: number; keepPreviousMs: number }
+  | { kind: 'rolling'; instances: SlotSpec[]; traffic: TrafficSpec; maxUnavailable: number; drain: DrainSpec; bakeMs: number };
+
 export type ReleaseSpec =
   | { kind: 'symlink'; symlink: string; releasesDir: string }
   | { kind: 'command'; current: StepSpec; activate: StepSpec; exists?: StepSpec };
@@ -119,6 +147,7 @@ export interface ResolvedRecipe {
   verify: HookItemSpec[];
   release?: ReleaseSpec;
   service: ServiceSpec;
+  strategy: StrategySpec;
   gates: CheckSpec[];
   hooks: {
     beforeStop: HookItemSpec[];

@@ -8,8 +8,24 @@ export type MachineEvent =
   /** a second interrupt during a rollback: stop at once */
   | { kind: 'abandon'; signal: string };
 
+/** The phases a strategy runs, and its ways back. */
+export interface PhaseSequence {
+  forward: readonly Phase[];
+  /** the way back when a touching phase fails */
+  rollback: readonly Phase[];
+  /** where the way back differs by the phase that failed (blue/green: after the switch, switch back first) */
+  rollbackFor?: Partial<Record<Phase, readonly Phase[]>>;
+  /** the first phase that touches anything: everything before it fails with exit 1 */
+  firstTouching: Phase;
+  /** the old release keeps running beside the new one (blue/green): going back is possible even to the same release */
+  keepsOld?: boolean;
+}
+
 export interface MachineState {
   phase: Phase;
+  sequence: PhaseSequence;
+  /** the rollback being run, once one started */
+  activeRollback: readonly Phase[];
   /** rollback enabled, a previous release exists and differs from the target */
   canRollBack: boolean;
   /** no previous release: a failure stops what was started (when rollback is enabled) */
@@ -26,14 +42,24 @@ export interface MachineState {
 
 export const FORWARD: readonly Phase[] = ['resolve', 'dependencies', 'verify', 'before_stop', 'stop', 'activate', 'start', 'after_start', 'gates', 'on_success'];
 export const ROLLBACK: readonly Phase[] = ['rollback_stop', 'rollback_activate', 'rollback_steps', 'rollback_start', 'rollback_gates', 'on_rollback'];
-const BEFORE_TOUCH: ReadonlySet<Phase> = new Set<Phase>(['resolve', 'dependencies', 'verify', 'before_stop']);
-const TOUCHING: ReadonlySet<Phase> = new Set<Phase>(['stop', 'activate', 'start', 'after_start', 'gates']);
-const ROLLING_BACK: ReadonlySet<Phase> = new Set<Phase>(ROLLBACK);
+export const IN_PLACE: PhaseSequence = { forward: FORWARD, rollback: ROLLBACK, firstTouching: 'stop' };
 
-export function initialState(opts: { previous: string | null; target: string | null; rollbackEnabled: boolean }): MachineState {
+const beforeTouch = (s: PhaseSequence, phase: Phase): boolean => {
+  const i = s.forward.indexOf(phase);
+  return i >= 0 && i < s.forward.indexOf(s.firstTouching);
+};
+const touching = (s: PhaseSequence, phase: Phase): boolean => {
+  const i = s.forward.indexOf(phase);
+  return i >= s.forward.indexOf(s.firstTouching) && phase !== 'on_success';
+};
+
+export function initialState(opts: { previous: string | null; target: string | null; rollbackEnabled: boolean; sequence?: PhaseSequence }): MachineState {
+  const sequence = opts.sequence ?? IN_PLACE;
   return {
     phase: 'resolve',
-    canRollBack: opts.rollbackEnabled && opts.previous !== null && opts.previous !== opts.target,
+    sequence,
+    activeRollback: sequence.rollback,
+    canRollBack: opts.rollbackEnabled && opts.previous !== null && (sequence.keepsOld === true || opts.previous !== opts.target),
     firstRun: opts.previous === null,
     rollbackEnabled: opts.rollbackEnabled,
     failures: [],
@@ -45,7 +71,7 @@ export function initialState(opts: { previous: string | null; target: string | n
 
 /** Once the release is resolved, what rollback means is known. */
 export function withReleases(state: MachineState, previous: string | null, target: string | null): MachineState {
-  return { ...state, canRollBack: state.rollbackEnabled && previous !== null && previous !== target, firstRun: previous === null };
+  return { ...state, canRollBack: state.rollbackEnabled && previous !== null && (state.sequence.keepsOld === true || previous !== target), firstRun: previous === null };
 }
 
 function after(list: readonly Phase[], phase: Phase): Phase | null {
@@ -72,10 +98,10 @@ export function next(state: MachineState, event: MachineEvent): MachineState {
     if (phase === 'on_success') return done(state, 0);
     if (phase === 'on_rollback') return done(state, 2);
     if (phase === 'cleanup_stop') return done(state, 3);
-    const forward = after(FORWARD, phase);
-    if (forward) return { ...state, phase: forward };
-    const back = after(ROLLBACK, phase);
+    const back = state.activeRollback.includes(phase) ? after(state.activeRollback, phase) : null;
     if (back) return { ...state, phase: back };
+    const forward = after(state.sequence.forward, phase);
+    if (forward) return { ...state, phase: forward };
     return done(state, 3);
   }
 
@@ -85,16 +111,18 @@ export function next(state: MachineState, event: MachineEvent): MachineState {
   if (phase === 'on_success' && event.kind === 'failed') return done({ ...state, warnings: [...state.warnings, failure] }, 0);
   if (phase === 'on_rollback' && event.kind === 'failed') return done({ ...state, warnings: [...state.warnings, failure] }, 2);
 
-  if (BEFORE_TOUCH.has(phase)) return done({ ...state, failures: [...state.failures, failure] }, 1);
+  const rollingBack = state.phase !== 'resolve' && state.activeRollback.includes(phase) && !state.sequence.forward.includes(phase);
+  if (!rollingBack && beforeTouch(state.sequence, phase)) return done({ ...state, failures: [...state.failures, failure] }, 1);
 
-  if (TOUCHING.has(phase) || phase === 'on_success') {
+  if (!rollingBack && (touching(state.sequence, phase) || phase === 'on_success')) {
     const failed = { ...state, failures: [...state.failures, failure] };
-    if (state.canRollBack) return { ...failed, phase: 'rollback_stop' };
+    const way = state.sequence.rollbackFor?.[phase] ?? state.sequence.rollback;
+    if (state.canRollBack && way[0]) return { ...failed, activeRollback: way, phase: way[0] };
     if (state.firstRun && state.rollbackEnabled) return { ...failed, phase: 'cleanup_stop' };
     return done(failed, 3);
   }
 
-  if (ROLLING_BACK.has(phase) || phase === 'on_rollback') {
+  if (rollingBack || phase === 'on_rollback') {
     // a rollback never triggers another rollback
     if (event.kind === 'interrupted' && !state.interruptedDuringRollback) return { ...state, interruptedDuringRollback: true };
     return done({ ...state, failures: [...state.failures, failure] }, 3);

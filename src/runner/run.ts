@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
 import { EXIT, LockedError, PreflightError } from '../errors.js';
-import type { CheckSpec, HookItemSpec, ResolvedRecipe, StepSpec, StopSpec, StartSpec } from '../recipe/types.js';
+import type { CheckSpec, HookItemSpec, ResolvedRecipe, SlotSpec, StepSpec } from '../recipe/types.js';
 import type { EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
 import type { Resolver } from '../checks/types.js';
 import type { CheckOutcome } from '../poll.js';
@@ -13,6 +13,7 @@ import { runStep, type StepResult } from '../process/step.js';
 import { bindDeep, runtimeVars } from '../recipe/runtime-vars.js';
 import { NO_WATCH, raceWatch, type ServiceWatch } from '../service/watch.js';
 import { managerFor, type ServiceContext } from '../service/manager.js';
+import { BlueGreenRun, RollingRun, providerFor, sequenceFor, type StrategyContext } from './strategies.js';
 import { SHELL_KEYS, describeStep, runChecksAction, runHooksAction, runStepAction, type ActionContext } from './actions.js';
 import { spawnDaemon } from '../process/daemon.js';
 import { stopByPidfile } from '../process/stop.js';
@@ -195,6 +196,8 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     }
 
     let stepSeq = 0;
+    // blue/green and rolling: the slot the current step or check is about (${SAFE_RESTART_SLOT}, ${SAFE_RESTART_PORT})
+    let slotNow: SlotSpec | null = null;
     const ctx: ActionContext = {
       recipeName: recipe.name,
       runId,
@@ -203,7 +206,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       redact,
       ...(options.resolver ? { resolver: options.resolver } : {}),
       stepLogDir: store.stepLogDir(recipe.name, runId),
-      runtime: (phase, release) => runtimeVars({ name: recipe.name, runId, phase, release, previous, target }),
+      runtime: (phase, release) => runtimeVars({ name: recipe.name, runId, phase, release, previous, target, slot: slotNow }),
       failedChecks,
       nextStepSeq: () => ++stepSeq,
     };
@@ -242,13 +245,52 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
 
     // the service manager can manage the service as written (unit loaded, supervisord reachable): else exit 1, nothing touched
     const inspectService = async (signal: AbortSignal): Promise<string | null> => {
-      const seen = await manager.inspect(sctx, signal);
-      for (const w of seen.warnings) {
-        warnings.push(w);
-        send({ kind: 'warning', phase: 'verify', message: redact(w) });
+      // with slots, each slot's service (order@${SAFE_RESTART_SLOT}) must be manageable
+      for (const slot of strategySlots.length > 0 ? strategySlots : [null]) {
+        slotNow = slot;
+        const seen = await manager.inspect(sctx, signal);
+        for (const w of seen.warnings) {
+          if (warnings.includes(w)) continue;
+          warnings.push(w);
+          send({ kind: 'warning', phase: 'verify', message: redact(w) });
+        }
+        if (!seen.ok) return seen.reason ?? `${manager.label} cannot be managed`;
       }
-      return seen.ok ? null : (seen.reason ?? `${manager.label} cannot be managed`);
+      slotNow = null;
+      return null;
     };
+
+    // blue/green and rolling: the load balancer and the phases of the strategy
+    const strategy = recipe.strategy;
+    const strategySlots: SlotSpec[] = strategy.kind === 'blue_green' ? strategy.slots : strategy.kind === 'rolling' ? strategy.instances : [];
+    const gatesTimeout = Math.max(0, ...recipe.gates.map((g) => g.timeoutMs + g.attemptTimeoutMs));
+    const strategyRun =
+      strategy.kind === 'in_place'
+        ? null
+        : await (async () => {
+            const sctxStrategy: StrategyContext = {
+              recipe,
+              runId,
+              journal: j,
+              emit: send,
+              redact,
+              warnings,
+              store,
+              provider: await providerFor(strategy, strategySlots),
+              requested: options.release,
+              setSlot: (slot) => {
+                slotNow = slot;
+              },
+              stopService,
+              startService,
+              gates: (phase, release, signal, bakeMs) =>
+                watched(phase, signal, (s) =>
+                  runChecks(phase, bakeMs ? recipe.gates.map((g) => ({ ...g, successThreshold: 1, stableForMs: bakeMs, timeoutMs: bakeMs + g.timeoutMs })) : recipe.gates, release, s, true),
+                ),
+              upTimeoutMs: gatesTimeout > 0 ? gatesTimeout : 30_000,
+            };
+            return strategy.kind === 'blue_green' ? new BlueGreenRun(sctxStrategy, strategy) : new RollingRun(sctxStrategy, strategy);
+          })();
 
     const runCommand: CommandRunner = async (step, extra) => {
       const r = await runStep(bindDeep(step, ctx.runtime('resolve', null), SHELL_KEYS), { env: { ...ctx.runtime('resolve', null), ...extra }, signal: phaseController.signal });
@@ -293,6 +335,13 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
 
     // ----- the phases -----
     const perform = async (phase: Phase, signal: AbortSignal): Promise<string | null> => {
+      if (strategyRun && (mode === 'run' || phase === 'converge')) {
+        const handled = await strategyRun.perform(phase, signal);
+        if (phase === 'converge' && strategyRun instanceof BlueGreenRun) target = strategyRun.settled();
+        // on_success: the old slot retired, then the recipe's hooks and the last good release as always
+        if (handled !== undefined && phase !== 'on_success') return handled;
+        if (phase === 'on_success' && handled) warnings.push(handled);
+      }
       switch (phase) {
         case 'resolve':
           return resolvePhase();
@@ -343,6 +392,13 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
 
     const resolvePhase = async (): Promise<string | null> => {
       const spec = recipe.release;
+      if (mode === 'recover' && strategyRun instanceof BlueGreenRun) {
+        const r = await strategyRun.resolveRecover(phaseController.signal, recorded.lastGoodRelease ?? unfinished?.previousRelease ?? null);
+        previous = r.previous;
+        target = r.target;
+        return r.ok ? null : (r.reason ?? 'cannot recover');
+      }
+      if (mode === 'recover' && strategyRun) return `recover of a ${recipe.strategy.kind} run is not automated: every instance's own link and the load balancer say where it stopped – bring the instances to one release by hand, then run it again`;
       if (mode === 'recover') {
         // recover re-activates the last release that passed its gates, else the PREVIOUS of the dead run
         const fallback = unfinished?.previousRelease ?? null;
@@ -356,15 +412,16 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         }
         return null;
       }
-      const resolved = await resolveReleases(spec, options.release, runCommand);
+      const resolved = strategyRun ? await strategyRun.resolve(phaseController.signal) : await resolveReleases(spec, options.release, runCommand);
       previous = resolved.previous;
       target = resolved.target;
-      return resolved.ok ? null : resolved.reason;
+      return resolved.ok ? null : (resolved.reason ?? 'the releases could not be resolved');
     };
 
     // ----- the loop -----
     // a recover never rolls back: it is itself the way back
-    let state: MachineState = initialState({ previous: null, target: null, rollbackEnabled: mode === 'run' && recipe.rollback.enabled });
+    const sequence = sequenceFor(recipe.strategy, mode);
+    let state: MachineState = initialState({ previous: null, target: null, rollbackEnabled: mode === 'run' && recipe.rollback.enabled, ...(sequence ? { sequence } : {}) });
     j.write({
       type: 'run',
       recipe: recipe.name,
@@ -387,7 +444,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     let journalBroken: JournalWriteError | null = null;
     for (let guard = 0; guard < 64 && !state.exit; guard++) {
       const phase = state.phase;
-      rollingBack = phase.startsWith('rollback_') || phase === 'on_rollback' || phase === 'cleanup_stop';
+      rollingBack = phase.startsWith('rollback_') || phase === 'on_rollback' || phase === 'cleanup_stop' || phase === 'switch_back';
       const skip = skipReason(phase);
       const started = elapsed();
       if (skip) {
@@ -454,7 +511,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       if (failure && !interrupted) failureDetails.push(failure);
       const wasRollingBack = rollingBack;
       state = next(state, event);
-      if (!wasRollingBack && (state.phase.startsWith('rollback_') || state.phase === 'cleanup_stop')) {
+      if (!wasRollingBack && (state.phase.startsWith('rollback_') || state.phase === 'cleanup_stop' || state.phase === 'switch_back')) {
         // the rollback runs with a fresh signal: only a second interrupt abandons it
         phaseController = new AbortController();
       }
@@ -475,6 +532,10 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
 
     function phaseDetail(phase: Phase): string | undefined {
       switch (phase) {
+        case 'prepare':
+        case 'switch':
+        case 'rollout':
+          return strategyRun?.describe();
         case 'dependencies':
           return `${recipe.dependencies.length} check${recipe.dependencies.length === 1 ? '' : 's'}`;
         case 'verify': {

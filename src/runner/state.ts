@@ -83,9 +83,22 @@ export class StateStore {
       return { lastGoodRelease: null, lastGoodRunId: null, updatedAt: null };
     }
   }
+  /** A strategy's own state (which slot is live …): <state>/<recipe>/<name>.json, null when absent or unreadable. */
+  readExtra<T>(recipe: string, name: string): T | null {
+    try {
+      return JSON.parse(readFileSync(join(this.recipeDir(recipe), `${name}.json`), 'utf8')) as T;
+    } catch {
+      return null;
+    }
+  }
+  writeExtra(recipe: string, name: string, value: unknown): void {
+    this.writeJson(join(this.recipeDir(recipe), `${name}.json`), value);
+  }
   /** Durable write: temp file, fsync, rename. */
   writeRecipeState(recipe: string, state: RecipeState): void {
-    const file = join(this.recipeDir(recipe), 'state.json');
+    this.writeJson(join(this.recipeDir(recipe), 'state.json'), state);
+  }
+  private writeJson(file: string, state: unknown): void {
     const tmp = `${file}.tmp-${process.pid}`;
     writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
     const fd = openSync(tmp, 'r');

@@ -10,6 +10,8 @@ const RUNTIME: RuntimeVars = {
   SAFE_RESTART_PREVIOUS_RELEASE: 'v1',
   SAFE_RESTART_TARGET_RELEASE: '',
   SAFE_RESTART_PHASE: 'before_stop',
+  SAFE_RESTART_SLOT: '',
+  SAFE_RESTART_PORT: '',
 };
 import { BASE, load, problems } from './helpers.js';
 

@@ -228,7 +228,9 @@ describe('evidence bundle', () => {
     const summary = summaryOf(r).summary as { evidence: string; runId: string };
     expect(summary.evidence).toBe(join(s.stateDir, 'evidence', summary.runId));
     const files = readdirSync(summary.evidence).sort();
-    expect(files).toEqual(['checks.json', 'journal.jsonl', 'recipe.yaml', 'steps', 'summary.md']);
+    expect(files).toEqual(['checks.json', 'journal.jsonl', 'recipe.yaml', 'service', 'steps', 'summary.md']);
+    // the spawned service's own log, as the service manager saw it
+    expect(readFileSync(join(summary.evidence, 'service', 'service-log-tail.txt'), 'utf8')).toMatch(/v3 listening on/);
     const checks = JSON.parse(readFileSync(join(summary.evidence, 'checks.json'), 'utf8')) as Array<{ name: string; phase: string; error: { code: string }; last: { http: { status: number; bodySnippet: string; headers: Record<string, string> } } }>;
     expect(checks[0]).toMatchObject({ name: 'healthz', phase: 'gates', error: { code: 'HTTP_STATUS' }, last: { http: { status: 503, bodySnippet: 'unhealthy\n' } } });
     expect(checks[0]?.last.http.headers['content-type']).toBe('text/plain');
