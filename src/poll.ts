@@ -43,6 +43,8 @@ export interface PollOptions {
   attempt?: AttemptFn;
   /** Environment for command checks (the run-time variables), layered over process.env. */
   env?: Record<string, string>;
+  /** The state directory, for `recipe:` checks. */
+  stateDir?: string;
 }
 
 // Cheap probes (a refused connect, a 503) are repeated inside an interval while they fail, so a dependency that
@@ -229,7 +231,7 @@ async function runAttempt(fn: AttemptFn, spec: CheckSpec, opts: PollOptions, res
   if (controller.signal.aborted) onAbort();
   else controller.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const ctx = { signal: controller.signal, timeoutMs: spec.attemptTimeoutMs, resolver, ...(opts.env ? { env: opts.env } : {}) };
+    const ctx = { signal: controller.signal, timeoutMs: spec.attemptTimeoutMs, resolver, ...(opts.env ? { env: opts.env } : {}), ...(opts.stateDir ? { stateDir: opts.stateDir } : {}) };
     const running = Promise.resolve()
       .then(() => fn(spec.probe, ctx))
       .catch((error: unknown): AttemptResult => {

@@ -12,6 +12,7 @@ const LOADERS: Record<CheckType, Loader> = {
   mysql: () => import('./mysql.js'),
   redis: () => import('./redis.js'),
   command: () => import('./command.js'),
+  recipe: () => import('./recipe.js'),
 };
 
 /** The single-attempt function for a check type, its module loaded on first call. */

@@ -45,6 +45,8 @@ export interface AttemptContext {
   resolver?: Resolver;
   /** Environment for commands (the run-time variables), layered over process.env. */
   env?: Record<string, string>;
+  /** The state directory (a `recipe:` check reads another recipe's lock and journals there). */
+  stateDir?: string;
 }
 
 export type AttemptFn<P extends Probe = Probe> = (probe: P, ctx: AttemptContext) => Promise<AttemptResult>;

@@ -4,7 +4,7 @@ import { parseVarFlags, type Command } from '../cli.js';
 import { UsageError } from '../errors.js';
 import { formatDuration as formatMs, type CheckOutcome } from '../poll.js';
 import type { CheckSpec, ResolvedRecipe } from '../recipe/types.js';
-import { checkStateDirFlag } from './restart-common.js';
+import { checkStateDirFlag, readOnlyStateDir } from './restart-common.js';
 
 type Option = Command['options'][string];
 
@@ -54,7 +54,8 @@ export const command: Command = {
     try {
       report = await checkAll(
         await bindToCurrentRelease(recipe, selected),
-        { signal: controller.signal, once: values.once === true },
+        // recipe: checks read other recipes' locks and journals there
+        { signal: controller.signal, once: values.once === true, ...(recipe.dependencies.some((d) => d.type === 'recipe') || values.gates === true ? { stateDir: await readOnlyStateDir(values, io) } : {}) },
       );
     } finally {
       unsubscribe();

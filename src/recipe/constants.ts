@@ -2,5 +2,5 @@
 // (the CLI validates with a generated validator and loads zod only to explain a rejection).
 export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 
-export const CHECK_TYPES = ['tcp', 'http', 'postgres', 'mysql', 'redis', 'command'] as const;
+export const CHECK_TYPES = ['tcp', 'http', 'postgres', 'mysql', 'redis', 'command', 'recipe'] as const;
 export type CheckType = (typeof CHECK_TYPES)[number];

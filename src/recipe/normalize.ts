@@ -76,6 +76,8 @@ function checkTarget(check: WrittenCheck): string {
     }
     case 'command':
       return describeCommand(check.command as string | string[]);
+    case 'recipe':
+      return check.recipe as string;
   }
 }
 
@@ -144,6 +146,8 @@ function probe(check: WrittenCheck): Probe {
       return { type, url: check[type] as string };
     case 'command':
       return { type: 'command', command: copyCommand(check.command as string | string[]) };
+    case 'recipe':
+      return { type: 'recipe', name: check.recipe as string };
   }
 }
 
@@ -310,6 +314,8 @@ export function normalizeRecipe(recipe: WrittenRecipe, context: NormalizeContext
     verify: hookItems(recipe.verify, recipe, redactor),
     service: normalizeService(recipe),
     strategy: normalizeStrategy(recipe),
+    onDependencyOutage: recipe.on_dependency_outage ?? 'wait',
+    outageWaitMs: ms(recipe.outage_wait, 120_000),
     gates: (recipe.gates ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
     hooks: {
       beforeStop: hookItems(recipe.hooks?.before_stop, recipe, redactor),

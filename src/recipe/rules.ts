@@ -76,6 +76,7 @@ export function checkRules(recipe: WrittenRecipe): RuleResult {
 
   checkRelease(r, recipe);
   checkStrategy(r, recipe);
+  r.duration(['outage_wait'], recipe.outage_wait);
   if (checkService(r, recipe)) {
     checkStop(r, recipe);
     checkStart(r, recipe);

@@ -89,6 +89,11 @@ export const Check = z.strictObject({
   mysql: z.string().min(1).optional().meta({ description: 'mysql://user:password@host:port/db (MySQL or MariaDB)' }),
   redis: z.string().min(1).optional().meta({ description: 'redis://[:password@]host:port/db or rediss://' }),
   command: CommandLine.optional().meta({ description: 'Ready when it exits 0.' }),
+  recipe: z
+    .string()
+    .regex(NAME_PATTERN, { message: 'expected a recipe name (1 to 63 of a-z, 0-9, ".", "_", "-")' })
+    .optional()
+    .meta({ description: 'Another recipe, by name, in the same state directory: ready when it has no run in progress, no unfinished run, and its last run succeeded. Two restarts of things that depend on each other cannot overlap.' }),
 }).meta({ id: 'Check', description: 'A check: exactly one of tcp, http, postgres, mysql, redis, command, plus timing.' });
 
 export const Defaults = z.strictObject({
@@ -133,7 +138,7 @@ export const Start = z.strictObject({
 // message when an item mixes both (schema-problems.ts).
 export const HookItem = z
   .union([RunStep, Check])
-  .meta({ description: 'A step (run) or a check (tcp, http, postgres, mysql, redis, command), not both.' });
+  .meta({ description: 'A step (run) or a check (tcp, http, postgres, mysql, redis, command, recipe), not both.' });
 
 export const Release = z.strictObject({
   symlink: z.string().min(1).optional().meta({ description: 'The link the service runs from; switched atomically.' }),
@@ -287,6 +292,14 @@ export const Recipe = z
       description: 'What the current and the previous release are: a symlink into releases_dir, or current + activate commands. Without it a run restarts in place and cannot roll back.',
     }),
     strategy: Strategy.optional(),
+    on_dependency_outage: z
+      .enum(['wait', 'rollback', 'stop'])
+      .optional()
+      .meta({
+        description:
+          'When a gate fails and a dependency is down too, the release is not to blame: wait (default) holds the new release and re-runs the gates once the dependencies are back within outage_wait; rollback does what a bad release gets; stop exits 3 and leaves the new release running.',
+      }),
+    outage_wait: Duration.optional().meta({ description: 'How long on_dependency_outage: wait holds for the dependencies to come back, from the moment the outage is classified. Default 2m.' }),
     service: Service.optional().meta({
       description: 'The service manager that runs the service: { systemd: UNIT } or { supervisor: { program } }. A recipe has either service, or both stop and start.',
     }),

@@ -39,7 +39,13 @@ export interface CommandProbe {
   command: string[] | string;
 }
 
-export type Probe = TcpProbe | HttpProbe | UrlProbe | CommandProbe;
+export interface RecipeProbe {
+  type: 'recipe';
+  /** the other recipe's name; its lock, journals and history live in the same state directory */
+  name: string;
+}
+
+export type Probe = TcpProbe | HttpProbe | UrlProbe | CommandProbe | RecipeProbe;
 
 export interface CheckTiming {
   intervalMs: number;
@@ -148,6 +154,9 @@ export interface ResolvedRecipe {
   release?: ReleaseSpec;
   service: ServiceSpec;
   strategy: StrategySpec;
+  /** a gate failure while a dependency is down: wait for it, roll back anyway, or stop (exit 3) */
+  onDependencyOutage: 'wait' | 'rollback' | 'stop';
+  outageWaitMs: number;
   gates: CheckSpec[];
   hooks: {
     beforeStop: HookItemSpec[];

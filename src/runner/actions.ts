@@ -25,6 +25,8 @@ export interface ActionContext {
   resolver?: Resolver;
   /** Where step output goes; null = no step logs (preflight) */
   stepLogDir: string | null;
+  /** the state directory (recipe: checks read other recipes' locks and journals there) */
+  stateDir?: string;
   /** The run-time variables for a phase about `release` */
   runtime(phase: Phase, release: string | null): RuntimeVars;
   /** Every check that did not pass, for the evidence bundle */
@@ -104,6 +106,7 @@ export async function pollCheckAction(ctx: ActionContext, phase: Phase, written:
     signal,
     resolver: ctx.resolver,
     env: vars,
+    ...(ctx.stateDir ? { stateDir: ctx.stateDir } : {}),
     onAttempt: (n, r, progress) => {
       const now = performance.now();
       if (now - lastProgress >= PROGRESS_EVERY_MS) {

@@ -6,7 +6,9 @@ export type MachineEvent =
   | { kind: 'failed'; reason: string }
   | { kind: 'interrupted'; signal: string }
   /** a second interrupt during a rollback: stop at once */
-  | { kind: 'abandon'; signal: string };
+  | { kind: 'abandon'; signal: string }
+  /** a failure that must not roll back (on_dependency_outage: stop): exit 3, the new release left running */
+  | { kind: 'halt'; reason: string };
 
 /** The phases a strategy runs, and its ways back. */
 export interface PhaseSequence {
@@ -85,7 +87,7 @@ function done(state: MachineState, code: 0 | 1 | 2 | 3): MachineState {
 }
 
 function reasonOf(event: MachineEvent): string {
-  if (event.kind === 'failed') return event.reason;
+  if (event.kind === 'failed' || event.kind === 'halt') return event.reason;
   if (event.kind === 'interrupted' || event.kind === 'abandon') return `interrupted by ${event.signal}`;
   return '';
 }
@@ -106,6 +108,7 @@ export function next(state: MachineState, event: MachineEvent): MachineState {
   }
 
   const failure = { phase, reason: reasonOf(event) };
+  if (event.kind === 'halt') return done({ ...state, failures: [...state.failures, failure] }, 3);
 
   // hooks after the decisive proof only warn: the release is already proven (or rolled back)
   if (phase === 'on_success' && event.kind === 'failed') return done({ ...state, warnings: [...state.warnings, failure] }, 0);

@@ -14,6 +14,8 @@ export interface OutcomeInput {
   failures: string[];
   recipe: ResolvedRecipe;
   unfinishedRunId: string | null;
+  /** a gate failure classified as a dependency outage, and what became of it */
+  outage?: string | null;
 }
 
 const rel = (id: string | null) => (id === null ? 'none' : `release ${id}`);
@@ -39,7 +41,7 @@ export function describeOutcome(input: OutcomeInput): { reason: string; action: 
     }
   } else if (exit.code === 0) {
     const gates = input.recipe.gates.length;
-    reason = `${rel(target)} passed ${gates} gate${gates === 1 ? '' : 's'}`;
+    reason = input.outage ?? `${rel(target)} passed ${gates} gate${gates === 1 ? '' : 's'}`;
     action = target !== null && previous !== target ? `now serving ${rel(target)} (was ${rel(previous)})` : 'restarted in place';
     if (state.warnings.length > 0) action += `; warning: ${state.warnings.map((w) => `${w.phase} ${w.reason}`).join('; ')}`;
   } else if (exit.code === 1) {
@@ -51,6 +53,7 @@ export function describeOutcome(input: OutcomeInput): { reason: string; action: 
   } else {
     reason = `${first?.phase ?? 'run'} failed: ${firstReason}`;
     if (state.failures.length > 1) action = `rollback to ${rel(previous)} failed in ${state.failures[state.failures.length - 1]?.phase}: ${rollbackFailure} – needs a human`;
+    else if (input.outage) action = `release ${target} left running; once the dependencies are back, its gates decide (\`safe-restart check --gates\`) – needs a human`;
     else if (!input.recipe.rollback.enabled) action = 'rollback is disabled in the recipe – needs a human';
     else if (previous === null) action = 'first run: no previous release to roll back to; stopped what was started – needs a human';
     else if (previous === target) action = 'in-place restart: no other release to roll back to – needs a human';

@@ -114,6 +114,7 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
     redact,
     ...(options.resolver ? { resolver: options.resolver } : {}),
     stepLogDir: null,
+    stateDir: options.stateDir,
     runtime,
     failedChecks: [],
     nextStepSeq: () => 0,

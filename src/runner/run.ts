@@ -8,7 +8,7 @@ import { EXIT, LockedError, PreflightError } from '../errors.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, SlotSpec, StepSpec } from '../recipe/types.js';
 import type { EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
 import type { Resolver } from '../checks/types.js';
-import type { CheckOutcome } from '../poll.js';
+import { formatDuration, pollCheck, type CheckOutcome } from '../poll.js';
 import { runStep, type StepResult } from '../process/step.js';
 import { bindDeep, runtimeVars } from '../recipe/runtime-vars.js';
 import { NO_WATCH, raceWatch, type ServiceWatch } from '../service/watch.js';
@@ -206,6 +206,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       redact,
       ...(options.resolver ? { resolver: options.resolver } : {}),
       stepLogDir: store.stepLogDir(recipe.name, runId),
+      stateDir: options.stateDir,
       runtime: (phase, release) => runtimeVars({ name: recipe.name, runId, phase, release, previous, target, slot: slotNow }),
       failedChecks,
       nextStepSeq: () => ++stepSeq,
@@ -292,6 +293,52 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
             return strategy.kind === 'blue_green' ? new BlueGreenRun(sctxStrategy, strategy) : new RollingRun(sctxStrategy, strategy);
           })();
 
+    // An outage is not a bad release: when a gate fails, the dependencies get one quick round; if one is down too,
+    // rolling back would start the old release into the same outage (on_dependency_outage decides).
+    let outageStory: string | null = null;
+    let haltRequested = false;
+    const judgeGateFailure = async (phase: Phase, failure: string, signal: AbortSignal): Promise<string | null> => {
+      if (mode !== 'run' || recipe.dependencies.length === 0 || signal.aborted) return failure;
+      const round = await Promise.all(
+        recipe.dependencies.map((d) => pollCheck(bindDeep(d, ctx.runtime('dependencies', target), SHELL_KEYS), { once: true, signal, env: ctx.runtime('dependencies', target), ...(options.resolver ? { resolver: options.resolver } : {}) })),
+      );
+      const down = round.filter((o) => o.status !== 'ready');
+      if (down.length === 0 || signal.aborted) return failure;
+      const names = down.map((o) => o.name).join(', ');
+      const classified = `gates failed while ${names} ${down.length === 1 ? 'was' : 'were'} down`;
+      const because = down.map((o) => redact(o.error?.message ?? `${o.name} not ready`)).join('; ');
+      j.write({ type: 'note', phase, detail: redact(`dependency outage: ${classified} (${because}); the gate failure: ${failure}`) });
+      const say = (message: string) => {
+        warnings.push(message);
+        send({ kind: 'warning', phase, message: redact(message) });
+      };
+      if (recipe.onDependencyOutage === 'rollback') {
+        say(`${classified}: a dependency outage, not necessarily a bad release – rolling back as on_dependency_outage: rollback says`);
+        return `${failure} (${classified})`;
+      }
+      if (recipe.onDependencyOutage === 'stop') {
+        haltRequested = true;
+        outageStory = `${classified} – held release ${target ?? '(in place)'} as it is, nothing rolled back (on_dependency_outage: stop)`;
+        return `${outageStory}; ${because}`;
+      }
+      const t0 = performance.now();
+      say(`${classified} – holding release ${target ?? '(in place)'} for up to ${formatDuration(recipe.outageWaitMs)} (outage_wait) for them to come back`);
+      const waitFor = recipe.dependencies.map((d) => ({ ...d, timeoutMs: recipe.outageWaitMs, initialDelayMs: 0, stableForMs: 0, successThreshold: 1, attemptTimeoutMs: Math.min(d.attemptTimeoutMs, recipe.outageWaitMs) }));
+      const back = await runChecks(phase, waitFor, target, signal, false);
+      const waited = formatDuration(performance.now() - t0);
+      if (back !== null) {
+        outageStory = null;
+        return `${classified} and ${down.length === 1 ? 'it' : 'they'} stayed down through outage_wait ${formatDuration(recipe.outageWaitMs)}: ${back}`;
+      }
+      const again = await watched(phase, signal, (s) => runChecks(phase, recipe.gates, target, s, true));
+      if (again === null) {
+        outageStory = `${classified} – held release ${target ?? '(in place)'}, dependencies back after ${waited}, gates passed`;
+        say(outageStory);
+        return null;
+      }
+      return `${classified}; the dependencies were back after ${waited}, but the gates failed again: ${again}`;
+    };
+
     const runCommand: CommandRunner = async (step, extra) => {
       const r = await runStep(bindDeep(step, ctx.runtime('resolve', null), SHELL_KEYS), { env: { ...ctx.runtime('resolve', null), ...extra }, signal: phaseController.signal });
       return { ok: r.ok, stdout: r.stdoutTail ?? r.outputTail, detail: describeStep(r) };
@@ -359,8 +406,10 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
           return startService(phase, target, signal);
         case 'after_start':
           return watched(phase, signal, (s) => runHooks(phase, recipe.hooks.afterStart, target, s));
-        case 'gates':
-          return watched(phase, signal, (s) => runChecks(phase, recipe.gates, target, s, true));
+        case 'gates': {
+          const failure = await watched(phase, signal, (s) => runChecks(phase, recipe.gates, target, s, true));
+          return failure === null ? null : judgeGateFailure(phase, failure, signal);
+        }
         case 'on_success': {
           const failure = await runHooks(phase, recipe.hooks.onSuccess, target, signal);
           store.writeRecipeState(recipe.name, { lastGoodRelease: target, lastGoodRunId: runId, updatedAt: new Date().toISOString() });
@@ -507,7 +556,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         const signalName = lastSignal ?? 'SIGINT';
         event = rollingBack && interruptCount >= 2 ? { kind: 'abandon', signal: signalName } : { kind: 'interrupted', signal: signalName };
         if (!rollingBack) failureDetails.push(`interrupted by ${signalName} during ${phase}`);
-      } else event = { kind: 'failed', reason: failure };
+      } else event = haltRequested ? { kind: 'halt', reason: failure } : { kind: 'failed', reason: failure };
       if (failure && !interrupted) failureDetails.push(failure);
       const wasRollingBack = rollingBack;
       state = next(state, event);
@@ -569,6 +618,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       failures: failureDetails.map(redact),
       recipe,
       unfinishedRunId: unfinished?.runId ?? null,
+      outage: outageStory,
     });
     const leftState = recoverExit.code === 3 ? leftStateLines(recipe, store, journalPath, target, previous, (f) => readPidfile(f), isAlive) : undefined;
     const summary: Summary = {

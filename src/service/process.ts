@@ -1,4 +1,5 @@
 // The watch of a process safe-restart spawned itself: it is our child, so its exit status arrives as an event.
+import { readFileSync } from 'node:fs';
 import { readFileTail } from '../process/tail.js';
 import type { ServiceWatch, WatchFailure } from './watch.js';
 
@@ -30,6 +31,8 @@ export function watchSpawned(p: SpawnedProcess): ServiceWatch {
   return {
     failure,
     async probe() {
+      // still running (not even a zombie): the gate failed on its own, no exit to wait for
+      if (!dead && runningNow(p.pid)) return null;
       if (!dead) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([p.exited, new Promise<void>((r) => (timer = setTimeout(r, EXIT_NEWS_MS)))]);
@@ -59,4 +62,14 @@ export function logLines(file: string | undefined, count = EVIDENCE_LINES): stri
 
 function formatSeconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 1000)}s`;
+}
+
+/** The process exists and is not a zombie waiting to be reaped. */
+function runningNow(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }

@@ -320,7 +320,7 @@ describe('schema errors point at the offending node', () => {
   });
 
   it('names both kinds when a hook item mixes a step and a check', () => {
-    const kinds = 'must be a step (run) or a check (tcp, http, postgres, mysql, redis, command), not both';
+    const kinds = 'must be a step (run) or a check (tcp, http, postgres, mysql, redis, command, recipe), not both';
     expect(problems(`${BASE}hooks:\n  before_stop:\n    - run: lb drain\n      tcp: 127.0.0.1:80\n`)).toEqual([`r.yaml:9:7: hooks.before_stop[0]: ${kinds}: found "run" and "tcp"`]);
     // every check key found is named, and a key neither kind knows is still reported on its own
     expect(problems(`${BASE}hooks:\n  on_success:\n    - name: ping\n      run: ["true"]\n      http: http://127.0.0.1/\n      interval: 1s\n      bogus: 1\n`)).toEqual([

@@ -62,7 +62,7 @@ dependencies:
 
 describe('check shape rules', () => {
   it('needs exactly one check type', () => {
-    expect(problems(`${BASE}gates:\n  - name: x\n`)).toEqual(['r.yaml:8:5: gates[0]: a check needs exactly one of tcp, http, postgres, mysql, redis, command (got none)']);
+    expect(problems(`${BASE}gates:\n  - name: x\n`)).toEqual(['r.yaml:8:5: gates[0]: a check needs exactly one of tcp, http, postgres, mysql, redis, command, recipe (got none)']);
     expect(problems(`${BASE}gates:\n  - tcp: a:1\n    http: http://a/\n`)).toEqual([
       'r.yaml:9:5: gates[0].http: a check has exactly one type, but this one has tcp and http; split it into 2 checks',
     ]);
@@ -124,7 +124,7 @@ describe('check shape rules', () => {
 
   it('checks hook items', () => {
     expect(problems(`${BASE}hooks:\n  on_success:\n    - name: only-a-name\n`)).toEqual([
-      'r.yaml:9:7: hooks.on_success[0]: a hook item needs run (a step) or one check type (tcp, http, postgres, mysql, redis, command) (got neither)',
+      'r.yaml:9:7: hooks.on_success[0]: a hook item needs run (a step) or one check type (tcp, http, postgres, mysql, redis, command, recipe) (got neither)',
     ]);
   });
 });
