@@ -12,11 +12,12 @@ import { detect } from './suites/detect.mjs';
 import { restart } from './suites/restart.mjs';
 import { rollback } from './suites/rollback.mjs';
 import { idleCpu, scale } from './suites/scale.mjs';
+import { strategies } from './suites/strategies.mjs';
 import { evaluateTargets } from './lib/targets-check.mjs';
 import { printReport } from './lib/report.mjs';
 import { BENCH, ROOT, SR, cleanupAll, rng, snapshotBuild } from './lib/util.mjs';
 
-const SUITES = ['detect', 'cold', 'restart', 'rollback', 'scale', 'idle'];
+const SUITES = ['detect', 'cold', 'restart', 'rollback', 'scale', 'idle', 'strategies'];
 // system packages each suite needs (Debian names), checked before anything starts
 const NEEDS = {
   detect: { nc: 'netcat-openbsd', curl: 'curl' },
@@ -25,6 +26,7 @@ const NEEDS = {
   rollback: {},
   scale: { '/usr/bin/time': 'time' },
   idle: { '/usr/bin/time': 'time' },
+  strategies: { haproxy: 'haproxy', nginx: 'nginx', bash: 'bash', setsid: 'util-linux' },
 };
 
 const { values } = parseArgs({
@@ -39,7 +41,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(`Usage: node bench/run.mjs [--trials N] [--quick] [--only NAME[,NAME]] [--seed N] [--no-save]
-  --trials N   detection and cold-start trials (default 15); restart/rollback use N/3, scale N/5 (at least 1)
+  --trials N   detection and cold-start trials (default 15); restart/rollback/strategies use N/3, scale N/5 (at least 1)
   --quick      1 trial of everything and a 2 s idle wait (CI smoke, < 2 min)
   --only NAME  run only these suites: ${SUITES.join(', ')}
   --seed N     seed of the random moments and orders (default: time-based; recorded in the results)
@@ -102,6 +104,8 @@ function machine() {
       supervisord: version('supervisord', ['--version']),
       curl: version('curl', ['--version']),
       nc: existsSync('/usr/bin/nc') ? 'netcat-openbsd' : null,
+      haproxy: version('haproxy', ['-v']),
+      nginx: version('sh', ['-c', 'nginx -v 2>&1']),
     },
   };
 }
@@ -155,6 +159,7 @@ async function main() {
     rollback: () => rollback({ trials: plan.restartTrials, log }),
     scale: () => scale({ trials: plan.scaleTrials, random, log }),
     idle: () => idleCpu({ seconds: plan.idleSeconds, log }),
+    strategies: () => strategies({ trials: plan.restartTrials, random, log }),
   };
   for (const suite of selected) {
     const started = performance.now();

@@ -2,6 +2,8 @@
 
 const fmt = (v, unit = '') => (v === null || v === undefined ? '—' : `${Math.round(v)}${unit}`);
 const mp = (s) => (s?.n ? `${fmt(s.median)} (${fmt(s.p90)})` : '—');
+// median (max)
+const mm = (s) => (s?.n ? `${fmt(s.median)} (${fmt(s.max)})` : '—');
 const x = (peer, ours) => (peer != null && ours != null && ours > 0 ? `${(peer / ours).toFixed(1)}×` : '—');
 
 function table(header, rows) {
@@ -114,6 +116,55 @@ export function printReport({ machine, plan, targets, results }) {
     out.push(
       `5. Scale: ${r.dependencies} dependencies (${r.late} late), ${r.trials} trials, all ready: ${r.allOk}`,
       `   exit − slowest ready ${mp(r.afterSlowestMs)} ms · peak RSS ${mp(r.peakRssMb)} MB · CPU ${mp(r.cpuMs)} ms`,
+      '',
+    );
+  }
+  if (results.strategies) {
+    const st = results.strategies;
+    const good = st.rows.filter((r) => !r.rollback);
+    const bad = st.rows.filter((r) => r.rollback);
+    const n = Math.max(0, ...st.rows.map((r) => r.trials));
+    out.push(
+      `6. Strategies under ~${st.setup.rate} req/s through the load balancer, v1 → v2 (every other request keep-alive, ${st.setup.requestTimeoutMs} ms timeout; ` +
+        `${n} trials, median (max); failed by kind: medians)`,
+      table(
+        ['strategy', 'LB', 'requests', 'failed', '5xx', 'reset', 'refused', 'timeout', 'other', 'longest failure window ms', 'ok p99 / max latency ms', 'wall ms', 'exit', 'errors'],
+        good.map((r) => [
+          r.label,
+          r.lb,
+          fmt(r.requests.median),
+          mm(r.failed),
+          fmt(r.byKind['5xx'].median),
+          fmt(r.byKind.reset.median),
+          fmt(r.byKind.refused.median),
+          fmt(r.byKind.timeout.median),
+          fmt((r.byKind.other.median ?? 0) + (r.byKind['4xx'].median ?? 0) + (r.byKind.status.median ?? 0)),
+          mm(r.longestFailureWindowMs),
+          `${fmt(r.latencyP99Ms.median)} / ${fmt(r.latencyMaxMs.max)}`,
+          fmt(r.wallMs.median),
+          r.exitCodes.join(','),
+          r.errors,
+        ]),
+      ),
+      '',
+      `   Rollback: a release whose /healthz turns 503 ${st.setup.failAfterMs} ms after it listens (/ keeps answering), during a ${st.setup.bakeMs / 1000} s bake (in place: the gate's stable_for), ms`,
+      table(
+        ['strategy', 'LB', 'failed', 'longest failure window', 'failure → rollback starts', 'switched back (summary)', 'failure → previous passing its gates', 'failure → previous serving through the LB', 'wall', 'exit', 'errors'],
+        bad.map((r) => [
+          r.label,
+          r.lb,
+          mm(r.failed),
+          mm(r.longestFailureWindowMs),
+          mm(r.failureToRollbackMs),
+          r.switchedBackMs?.n ? mm(r.switchedBackMs) : '—',
+          r.passingAgainMs?.n ? `${mm(r.passingAgainMs)}*` : r.switchedBackMs?.n ? 'never stopped' : '—',
+          mm(r.oldServingAgainMs),
+          fmt(r.wallMs.median),
+          r.exitCodes.join(','),
+          r.errors,
+        ]),
+      ),
+      '   * its rollback gates ready − their stable_for: the moment they began to pass again (within one 50 ms interval)',
       '',
     );
   }

@@ -78,5 +78,16 @@ export function evaluateTargets(results) {
     const rss = r.peakRssMb?.max ?? null;
     out.push(target('scale.peak-rss', '500 deps: peak RSS (max over trials)', rss, '≤ 150 MB', rss !== null && rss <= 150));
   }
+  if (results.strategies) {
+    // README › Blue/green and rolling: "a restart — and a rollback — fails no request" (max over trials; every
+    // trial must have run, and exited as expected)
+    for (const id of ['blue_green', 'blue_green-nginx', 'rolling', 'blue_green-rollback']) {
+      const r = row(results, 'strategies', (x) => x.scenario === id);
+      if (!r) continue;
+      const f = r.failed?.max ?? null;
+      const clean = r.errors === 0 && r.exitCodes.length === 1 && r.exitCodes[0] === (r.rollback ? 2 : 0);
+      out.push(target(`strategies.${id}.failed`, `${r.label} (${r.lb}): failed requests, max over trials`, f, '0', f === 0 && clean));
+    }
+  }
   return out;
 }
