@@ -345,7 +345,9 @@ describe.skipIf(!HAVE_NGINX && !underCi)('blue/green behind nginx, under load', 
 });
 
 describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green: kill -9 of safe-restart at a load-balancer step, then recover', () => {
-  it.each(['drain', 'bake'] as const)('killed during %s: the next run says recover; recover leaves exactly one healthy slot in rotation, 0 failed afterwards', async (point) => {
+  // ready: killed the moment the idle slot is UP (both in rotation, or the live one already draining);
+  // drain: while the old slot drains; bake: after the switch, while the new slot is being proven
+  it.each(['ready', 'drain', 'bake'] as const)('killed during %s: the next run says recover; recover leaves exactly one healthy slot in rotation, 0 failed afterwards', async (point) => {
     const s = await setup({ v1: {}, v2: {} });
     const blue = { name: 'blue', port: await freePort() };
     const green = { name: 'green', port: await freePort() };
@@ -362,7 +364,7 @@ describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green: kill -9 of safe-restart 
       await new Promise((res) => setTimeout(res, 300));
       const recipe = bgRecipe(s, lb, blue, green, point === 'bake' ? '    bake: 20s\n    keep_previous: 30s' : '', '    drain: { timeout: 20s, on_timeout: shutdown }');
       const run = s.start(['run', recipe, '--release', 'v2']);
-      await run.waitForEvent((e) => (point === 'drain' ? e.event === 'step_finished' && e.step === 'lb-ready' : e.event === 'phase_started' && e.phase === 'bake'), 30_000);
+      await run.waitForEvent((e) => (point === 'bake' ? e.event === 'phase_started' && e.phase === 'bake' : e.event === 'step_finished' && e.step === 'lb-ready'), 30_000);
       if (point === 'drain') await new Promise((res) => setTimeout(res, 200));
       run.child.kill('SIGKILL');
       await run.done;
