@@ -14,14 +14,13 @@ import { bindDeep, runtimeVars } from '../recipe/runtime-vars.js';
 import { NO_WATCH, raceWatch, type ServiceWatch } from '../service/watch.js';
 import { managerFor, type ServiceContext } from '../service/manager.js';
 import { BlueGreenRun, RollingRun, providerFor, sequenceFor, type StrategyContext } from './strategies.js';
+import { activateRelease } from './activate.js';
 import { SHELL_KEYS, describeStep, runChecksAction, runHooksAction, runStepAction, type ActionContext } from './actions.js';
-import { spawnDaemon } from '../process/daemon.js';
-import { stopByPidfile } from '../process/stop.js';
 import { isAlive, readPidfile } from '../process/group.js';
 import { Journal, JournalWriteError, describeInFlight, digestJournal, findUnfinishedRun, markRecovered, needsRecovery, readJournal, type JournalOptions } from './journal.js';
 import { currentLockInfo, inspectLock, procStartTime, releaseLock, takeOverDeadLock, tryCreateLock } from './lock.js';
 import { initialState, next, withReleases, type MachineEvent, type MachineState } from './machine.js';
-import { readCurrentRelease, releaseExists, resolveReleases, switchSymlink, type CommandRunner } from './release.js';
+import { readCurrentRelease, releaseExists, resolveReleases, type CommandRunner } from './release.js';
 import { StateStore } from './state.js';
 import { describeOutcome, leftStateLines } from './outcome.js';
 import { killRecordedGroups } from './recover.js';
@@ -344,33 +343,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       return { ok: r.ok, stdout: r.stdoutTail ?? r.outputTail, detail: describeStep(r) };
     };
 
-    const activate = async (phase: Phase, release: string | null, signal: AbortSignal): Promise<string | null> => {
-      const spec = recipe.release;
-      if (!spec || release === null) {
-        j.write({ type: 'note', phase, detail: 'in-place restart: no release to switch' });
-        return null;
-      }
-      const active = await readCurrentRelease(spec, runCommand).catch(() => null);
-      if (active === release) {
-        j.write({ type: 'note', phase, detail: `release ${release} is already active` });
-        return null;
-      }
-      if (spec.kind === 'symlink') {
-        j.write({ type: 'intent', phase, action: 'switch-symlink', detail: `${spec.symlink} -> ${join(spec.releasesDir, release)}` });
-        const t = performance.now();
-        try {
-          const detail = await switchSymlink(spec, release, runId);
-          j.write({ type: 'done', phase, action: 'switch-symlink', ok: true, durationMs: Math.round(performance.now() - t), detail });
-          send({ kind: 'step_finished', phase, step: 'switch symlink', ok: true, exitCode: null, durationMs: Math.round(performance.now() - t), detail });
-          return null;
-        } catch (error) {
-          const detail = (error as Error).message;
-          j.write({ type: 'done', phase, action: 'switch-symlink', ok: false, durationMs: Math.round(performance.now() - t), detail });
-          return `switching ${spec.symlink} to ${release} failed: ${detail}`;
-        }
-      }
-      return stepFailure(await runOne(phase, spec.activate, release, signal), spec.activate);
-    };
+    const activate = (phase: Phase, release: string | null, signal: AbortSignal): Promise<string | null> => activateRelease(ctx, recipe.release, phase, release, runCommand, signal);
 
     // PREVIOUS must still be there to go back to: a run that could not roll back must not start
     const rollbackReadiness = async (): Promise<string | null> => {
@@ -672,11 +645,6 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     send({ kind: 'summary', phase: 'done', summary });
     return summary;
   }
-}
-
-/** Why a step failed, as the phase's failure reason; null when it passed. */
-function stepFailure(r: StepResult, step: StepSpec): string | null {
-  return r.ok ? null : `step "${step.name}" ${describeStep(r)}`;
 }
 
 function copyFileSafe(from: string, to: string): void {

@@ -95,6 +95,8 @@ async function pointLink(link: string, releasesDir: string, release: string, run
   return `${link} -> ${target}`;
 }
 
+const LB_5XX_EVERY_MS = 200;
+
 function seconds(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`;
 }
@@ -285,7 +287,32 @@ ${await ctx.provider.snapshot(signal)}` });
       case 'bake': {
         ctx.setSlot(this.idle);
         if (this.spec.bakeMs <= 0) return null;
-        const failure = await ctx.gates(phase, this.target, signal, this.spec.bakeMs);
+        // the load balancer's own count of 5xx answers from the new slot must not grow while it bakes: looked at
+        // every LB_5XX_EVERY_MS, and the first growth ends the bake (and switches back) at once
+        const count = () => ctx.provider.responses5xx?.(this.idle.name, signal).catch(() => null) ?? Promise.resolve(null);
+        const before = await count();
+        const local = new AbortController();
+        const onAbort = () => local.abort(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        let lb5xx: string | null = null;
+        const watching =
+          before === null
+            ? Promise.resolve()
+            : (async () => {
+                while (!local.signal.aborted) {
+                  await new Promise((r) => setTimeout(r, LB_5XX_EVERY_MS));
+                  const now = await count();
+                  if (now !== null && now > before && !local.signal.aborted) {
+                    lb5xx = `bake ${seconds(this.spec.bakeMs)}: ${ctx.provider.label} counted ${now - before} 5xx answer${now - before === 1 ? '' : 's'} from ${this.idle.name}`;
+                    local.abort(new Error(lb5xx));
+                  }
+                }
+              })();
+        const failure = await ctx.gates(phase, this.target, local.signal, this.spec.bakeMs);
+        local.abort();
+        await watching;
+        signal.removeEventListener('abort', onAbort);
+        if (lb5xx) return lb5xx;
         if (failure) return `bake ${seconds(this.spec.bakeMs)}: ${failure}`;
         const up = (await ctx.provider.observe(signal)).find((v) => v.slot === this.idle.name);
         return up && up.status.startsWith('UP') ? null : `bake: ${this.idle.name} is ${up?.status ?? 'missing'} in ${ctx.provider.label} after ${seconds(this.spec.bakeMs)}`;

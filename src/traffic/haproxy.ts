@@ -221,6 +221,12 @@ export class HaproxyProvider implements TrafficProvider {
     });
   }
 
+  async responses5xx(slot: string, signal: AbortSignal): Promise<number | null> {
+    const row = (await this.stat(signal)).get(this.server(slot));
+    const n = row ? Number(row.hrsp_5xx) : Number.NaN;
+    return Number.isFinite(n) ? n : null;
+  }
+
   async set(slot: string, state: AdminState, signal: AbortSignal): Promise<void> {
     const target = `${this.spec.backend}/${this.server(slot)}`;
     const agent = await this.agentConfigured(this.server(slot), signal);

@@ -43,6 +43,8 @@ export interface TrafficProvider {
   shutdownSessions?(slot: string, signal: AbortSignal): Promise<void>;
   /** A text snapshot of the load balancer's state, for the journal before the first change and the evidence. */
   snapshot(signal: AbortSignal): Promise<string>;
+  /** How many 5xx responses the load balancer has counted for the slot's server so far (HAProxy hrsp_5xx); absent or null when it cannot tell. */
+  responses5xx?(slot: string, signal: AbortSignal): Promise<number | null>;
 }
 
 export type TrafficErrorCode =

@@ -210,6 +210,19 @@ describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green behind HAProxy, under loa
     expect(s.currentRelease()).toBe('v1');
   });
 
+  it('a target whose gates pass but whose answers through HAProxy are 5xx: the bake sees the LB count grow and switches back, exit 2', async () => {
+    const { s, blue, green, bluePid, lb, front } = await world({ v1: {}, v2: {}, v5: { errorRoot: true } });
+    const { r, load } = await underLoad(s, front, ['run', bgRecipe(s, lb, blue, green, '    bake: 5s\n    keep_previous: 10s'), '--release', 'v5']);
+    expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(2);
+    const bake = phaseOf(r, 'bake');
+    expect(bake?.detail).toMatch(/counted \d+ 5xx answers? from green/);
+    // noticed within a few looks of the LB, not at the end of the 5 s bake
+    expect(bake?.durationMs).toBeLessThan(4_000);
+    expect(load.byKind.status5xx).toBeGreaterThan(0);
+    expect(alive(bluePid)).toBe(true);
+    expect(s.currentRelease()).toBe('v1');
+  });
+
   it('haproxy reloaded right after a switch: traffic stays on the new slot (server-state-file)', async () => {
     const { s, blue, green, lb, front } = await world();
     const r = await s.cli(['run', bgRecipe(s, lb, blue, green), '--release', 'v2']);

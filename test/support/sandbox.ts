@@ -23,6 +23,8 @@ export interface ReleaseFlags {
   ignoreTerm?: boolean;
   /** the process logs a FATAL line and exits 1 this long after it started */
   exitAfterMs?: number;
+  /** / answers 500 while /healthz stays healthy: only the load balancer's 5xx count can tell */
+  errorRoot?: boolean;
 }
 
 export { freePort };
@@ -81,6 +83,7 @@ export class Sandbox {
     if (flags.failAfterMs !== undefined) writeFileSync(join(dir, 'FAIL_AFTER_MS'), String(flags.failAfterMs));
     if (flags.ignoreTerm) writeFileSync(join(dir, 'IGNORE_TERM'), '1');
     if (flags.exitAfterMs !== undefined) writeFileSync(join(dir, 'EXIT_AFTER_MS'), String(flags.exitAfterMs));
+    if (flags.errorRoot) writeFileSync(join(dir, 'ERROR_ROOT'), '1');
   }
 
   async startDependency(): Promise<void> {

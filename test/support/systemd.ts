@@ -16,7 +16,7 @@
 // --kill-child=SIGKILL.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ExecResult {
@@ -74,6 +74,9 @@ export interface BootOptions {
   /** where boot diagnostics go (default: process.stderr) */
   log?: (line: string) => void;
 }
+
+/** The checkout these tests run from: it must be visible inside the namespace (the CLI runs from it there). */
+const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 
 export const LOCK_FILE = '/run/lock/safe-restart-systemd-test.lock';
 const SYSTEMD_CANDIDATES = ['/lib/systemd/systemd', '/usr/lib/systemd/systemd'];
@@ -250,6 +253,9 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /var/tmp
 i=0
 for w in "$@"; do i=$((i+1)); mkdir -p "$w"; mount --move /run/.sr/keep$i "$w"; done
+# the paths after the first SR_WRITABLE ones (the repo and node, when they live under a temp root) stay read-only
+i=0
+for w in "$@"; do i=$((i+1)); if [ "$i" -gt "$SR_WRITABLE" ]; then mount -o remount,bind,ro "$w"; fi; done
 # 5. a private /dev: a few host nodes, our own devpts, shm and console (a file in the work dir)
 D=/run/.sr/dev
 mkdir $D
@@ -309,7 +315,7 @@ fi
 for u in $SR_MASK; do ln -sf /dev/null "/run/systemd/system/$u"; done
 rmdir /run/.sr/* /run/.sr
 S=$SR_SYSTEMD
-unset SR_CGROUP_PROCS SR_CG_TMPFS SR_MASK SR_SYSTEMD SR_UNIT_PATH
+unset SR_CGROUP_PROCS SR_CG_TMPFS SR_MASK SR_SYSTEMD SR_UNIT_PATH SR_WRITABLE
 echo "sr-boot: exec $S"
 exec "$S" --system
 `;
@@ -527,6 +533,10 @@ export async function bootSystemd(opts: BootOptions): Promise<SystemdNs> {
     return real;
   });
   const dir = paths[0]!;
+  // a checkout (CI clones anywhere) or node under /tmp or /var/tmp would be hidden by the private temp dirs: bound back, read-only
+  const hidden = [REPO_ROOT, dirname(process.execPath)]
+    .map((p) => realpathSync(p))
+    .filter((p, i, all) => /^\/(tmp|var\/tmp)\//.test(p) && all.indexOf(p) === i && !paths.some((w) => p === w || p.startsWith(`${w}/`)));
   const mode = cgroupMode()!;
   const systemdBin = SYSTEMD_CANDIDATES.find((p) => existsSync(p))!;
   const nodeDir = dirname(process.execPath);
@@ -582,7 +592,7 @@ export async function bootSystemd(opts: BootOptions): Promise<SystemdNs> {
         '--pdeathsig', 'SIGKILL', '--',
         findTool('unshare')!, '--fork', '--pid', '--mount', '--net', '--uts', '--ipc', '--mount-proc',
         '--propagation', 'private', '--kill-child=SIGKILL',
-        '/bin/sh', '-c', BOOT_SCRIPT, 'sr-boot', ...paths,
+        '/bin/sh', '-c', BOOT_SCRIPT, 'sr-boot', ...paths, ...hidden,
       ],
       {
         env: {
@@ -593,6 +603,7 @@ export async function bootSystemd(opts: BootOptions): Promise<SystemdNs> {
           SR_MASK: mask.join(' '),
           SR_SYSTEMD: systemdBin,
           SR_UNIT_PATH: unitPath,
+          SR_WRITABLE: String(paths.length),
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
