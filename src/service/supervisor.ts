@@ -8,7 +8,7 @@ import { describeStep, runStepAction } from '../runner/actions.js';
 import type { EvidenceFile, Inspection, ServiceContext, ServiceManager, StartResult } from './manager.js';
 import { query } from './systemd.js';
 import type { ServiceWatch, WatchFailure } from './watch.js';
-import { NO_WATCH } from './watch.js';
+import { NO_WATCH, pollingWatch } from './watch.js';
 
 type Supervisor = Extract<ServiceSpec, { kind: 'supervisor' }>;
 
@@ -97,8 +97,6 @@ export class SupervisorManager implements ServiceManager {
   }
 
   private watch(ctx: ServiceContext, program: string, base: ProgramStatus, startedAt: number): ServiceWatch {
-    let stopped = false;
-    let timer: NodeJS.Timeout | undefined;
     const look = async (): Promise<WatchFailure | null> => {
       const now = await this.status(program);
       const after = `${((performance.now() - startedAt) / 1000).toFixed(1)}s after start`;
@@ -108,27 +106,7 @@ export class SupervisorManager implements ServiceManager {
       else if (base.pid !== null && now.status.pid !== null && now.status.pid !== base.pid) why = `program ${program} was restarted by supervisord (pid ${base.pid} → ${now.status.pid}) ${after}`;
       return why ? { reason: why, evidence: await this.tail(program, ctx) } : null;
     };
-    const failure = new Promise<WatchFailure>((resolve) => {
-      const tick = async (): Promise<void> => {
-        if (stopped) return;
-        const failed = await look();
-        if (stopped) return;
-        if (failed) {
-          resolve(failed);
-          return;
-        }
-        timer = setTimeout(() => void tick(), WATCH_EVERY_MS);
-      };
-      timer = setTimeout(() => void tick(), WATCH_EVERY_MS);
-    });
-    return {
-      failure,
-      stop() {
-        stopped = true;
-        clearTimeout(timer);
-      },
-      probe: look,
-    };
+    return pollingWatch(look, WATCH_EVERY_MS);
   }
 
   /** The last lines the program wrote (stderr first: that is where crashes speak), redacted. */

@@ -9,7 +9,7 @@ import { bindTemplate } from '../recipe/runtime-vars.js';
 import { describeStep, runStepAction } from '../runner/actions.js';
 import type { EvidenceFile, Inspection, ServiceContext, ServiceManager, StartResult } from './manager.js';
 import type { ServiceWatch, WatchFailure } from './watch.js';
-import { NO_WATCH } from './watch.js';
+import { NO_WATCH, pollingWatch } from './watch.js';
 
 type Systemd = Extract<ServiceSpec, { kind: 'systemd' }>;
 
@@ -229,8 +229,6 @@ export class SystemdManager implements ServiceManager {
   }
 
   private watch(ctx: ServiceContext, unit: string, base: Props, startedAt: number): ServiceWatch {
-    let stopped = false;
-    let timer: NodeJS.Timeout | undefined;
     const look = async (): Promise<WatchFailure | null> => {
       const now = await this.show(unit, WATCH_PROPS);
       if (!now.ok) return null;
@@ -238,27 +236,7 @@ export class SystemdManager implements ServiceManager {
       const why = unitFailure(unit, base, now.props, performance.now() - startedAt);
       return why ? { reason: why, evidence: await this.journalLines(unit, ctx, JOURNAL_LINES) } : null;
     };
-    const failure = new Promise<WatchFailure>((resolve) => {
-      const tick = async (): Promise<void> => {
-        if (stopped) return;
-        const failed = await look();
-        if (stopped) return;
-        if (failed) {
-          resolve(failed);
-          return;
-        }
-        timer = setTimeout(() => void tick(), WATCH_EVERY_MS);
-      };
-      timer = setTimeout(() => void tick(), WATCH_EVERY_MS);
-    });
-    return {
-      failure,
-      stop() {
-        stopped = true;
-        clearTimeout(timer);
-      },
-      probe: look,
-    };
+    return pollingWatch(look, WATCH_EVERY_MS);
   }
 
   /** This run's journal lines of the unit: its invocations when known, else since the run started. */

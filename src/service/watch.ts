@@ -21,6 +21,33 @@ export interface WatchFailure {
 /** A watch that never fires: a service whose manager cannot tell (a `start.run` command). */
 export const NO_WATCH: ServiceWatch = { failure: new Promise<WatchFailure>(() => {}), stop() {}, probe: async () => null };
 
+/** A watch that asks the manager every `everyMs` (`look` says what failed, or null while healthy). */
+export function pollingWatch(look: () => Promise<WatchFailure | null>, everyMs: number): ServiceWatch {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const failure = new Promise<WatchFailure>((resolve) => {
+    const tick = async (): Promise<void> => {
+      if (stopped) return;
+      const failed = await look().catch(() => null);
+      if (stopped) return;
+      if (failed) {
+        resolve(failed);
+        return;
+      }
+      timer = setTimeout(() => void tick(), everyMs);
+    };
+    timer = setTimeout(() => void tick(), everyMs);
+  });
+  return {
+    failure,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+    probe: look,
+  };
+}
+
 /**
  * Race `work` against the watch: when the service fails first, `work`'s signal is aborted (its checks report
  * `cancelled`), it is awaited so every probe is released, and the watch's reason is the result.

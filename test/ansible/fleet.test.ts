@@ -157,7 +157,7 @@ const release = (s: string) => s.split(' ')[0];
 function writeRelease(name: string, id: string, broken: boolean): void {
   const dir = join(hostDir(name), 'releases', id);
   mkdirSync(dir, { recursive: true });
-  copyFileSync(join(FIXTURES, 'server.mjs'), join(dir, 'server.mjs'));
+  copyFileSync(join(import.meta.dirname, '..', 'fixtures', 'service', 'server.mjs'), join(dir, 'server.mjs'));
   writeFileSync(join(dir, 'RELEASE'), `${id}\n`);
   if (broken) writeFileSync(join(dir, 'BROKEN'), '1\n');
 }
