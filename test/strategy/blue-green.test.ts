@@ -161,19 +161,20 @@ function zeroFailed(load: LoadReport): void {
   });
 }
 
-describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green behind HAProxy, under load', () => {
-  async function world(releases: Parameters<typeof setup>[0] = { v1: {}, v2: {} }) {
-    const s = await setup(releases);
-    const blue = { name: 'blue', port: await freePort() };
-    const green = { name: 'green', port: await freePort() };
-    const bluePid = await startSlot(s, blue, 'v1');
-    const front = await freePort();
-    const lbDir = join(s.dir, 'lb');
-    mkdirSync(lbDir);
-    const lb = await startHaproxy({ dir: lbDir, port: front, servers: { blue: blue.port, green: green.port }, disabled: ['green'], stateFile: true });
-    return { s, blue, green, bluePid, lb, front };
-  }
+/** blue live on v1, green idle (disabled) behind a fresh HAProxy with a state file. */
+async function world(releases: Parameters<typeof setup>[0] = { v1: {}, v2: {} }) {
+  const s = await setup(releases);
+  const blue = { name: 'blue', port: await freePort() };
+  const green = { name: 'green', port: await freePort() };
+  const bluePid = await startSlot(s, blue, 'v1');
+  const front = await freePort();
+  const lbDir = join(s.dir, 'lb');
+  mkdirSync(lbDir);
+  const lb = await startHaproxy({ dir: lbDir, port: front, servers: { blue: blue.port, green: green.port }, disabled: ['green'], stateFile: true });
+  return { s, blue, green, bluePid, lb, front };
+}
 
+describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green behind HAProxy, under load', () => {
   it('v1 → v2: exit 0, 0 failed requests, green serves v2, blue retired', async () => {
     const { s, blue, green, bluePid, lb, front } = await world();
     const { r, load } = await underLoad(s, front, ['run', bgRecipe(s, lb, blue, green), '--release', 'v2']);
@@ -361,14 +362,7 @@ describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green: kill -9 of safe-restart 
   // ready: killed the moment the idle slot is UP (both in rotation, or the live one already draining);
   // drain: while the old slot drains; bake: after the switch, while the new slot is being proven
   it.each(['ready', 'drain', 'bake'] as const)('killed during %s: the next run says recover; recover leaves exactly one healthy slot in rotation, 0 failed afterwards', async (point) => {
-    const s = await setup({ v1: {}, v2: {} });
-    const blue = { name: 'blue', port: await freePort() };
-    const green = { name: 'green', port: await freePort() };
-    await startSlot(s, blue, 'v1');
-    const front = await freePort();
-    const lbDir = join(s.dir, 'lb');
-    mkdirSync(lbDir);
-    const lb = await startHaproxy({ dir: lbDir, port: front, servers: { blue: blue.port, green: green.port }, disabled: ['green'], stateFile: true });
+    const { s, blue, green, lb, front } = await world();
     const http = await import('node:http');
     // drain: a held request keeps blue draining long enough to be killed there; bake: a long bake
     const held = point === 'drain' ? http.get({ host: '127.0.0.1', port: front, path: '/slow', agent: false }) : null;
