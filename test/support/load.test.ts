@@ -277,6 +277,18 @@ describe('a stall of our own process', () => {
     expect(report.sent).toBeGreaterThanOrEqual(150);
     expect(report.latencyMs.max).toBeGreaterThanOrEqual(250);
   });
+
+  it('does not hide a server that never answers: the requests in flight through the stall still time out', async () => {
+    const srv = await startServer(() => {});
+    const handle = track(startLoad({ url: srv.url, rate: 100, mode: 'new', maxDurationMs: 200, timeoutMs: 150 }));
+    await waitFor(() => handle.snapshot().sent >= 5, 5_000, '5 requests sent');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+    const report = await within(handle.done, 10_000, 'the run');
+
+    expectCountedOnce(report);
+    expect(report.byKind).toEqual({ ...NO_FAILURES, timeout: report.sent });
+    expect(report.sent).toBe(20);
+  });
 });
 
 describe('bounds', () => {

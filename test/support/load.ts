@@ -17,7 +17,8 @@ export interface LoadOptions {
   /** no request is sent after this; in-flight ones then get at most timeoutMs to finish */
   maxDurationMs: number;
   maxRequests?: number;
-  /** per request, from the moment it is sent to the end of its body (queueing for a pooled socket included) */
+  /** per request, from the moment it is sent to the end of its body (queueing for a pooled socket included; time this
+   *  process itself was stalled, a blocked event loop, is left out: it is not the server's) */
   timeoutMs?: number;
   /** sockets of the keep-alive agent (default 32) */
   maxSockets?: number;
@@ -83,6 +84,8 @@ export class LoadOptionsError extends Error {
 
 const DEFAULTS = { timeoutMs: 2_000, maxSockets: 32 } as const;
 const TICK_MS = 5;
+/** a tick later than this after the previous one means the process itself was stalled for the excess */
+const STALL_SLACK_MS = 4 * TICK_MS;
 const MAX_RATE = 5_000;
 const MAX_DURATION_MS = 3_600_000;
 const FAILURES_KEPT = 50;
@@ -284,6 +287,8 @@ interface Slot {
   req: ClientRequest | null;
   res: IncomingMessage | null;
   sentAt: number;
+  /** the process's stalled time (see tick) when this was sent: a stall of ours is not the server's time */
+  stalledAtSend: number;
   keepAlive: boolean;
   settled: boolean;
   ok: boolean;
@@ -326,6 +331,9 @@ export function startLoad(opts: LoadOptions): LoadHandle {
 
   const t0 = performance.now();
   let previousTick = t0;
+  // Time this process did not run (ticks more than STALL_SLACK_MS late: GC, a busy CPU, a blocked loop). A request
+  // in flight then could not be sent, connected or read by us, so its time-out clock stops for that time.
+  let stalledMs = 0;
   let sending = true;
   let final: LoadReport | undefined;
   let resolveDone!: (report: LoadReport) => void;
@@ -336,6 +344,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
       req: null,
       res: null,
       sentAt: 0,
+      stalledAtSend: 0,
       keepAlive: false,
       settled: true,
       ok: false,
@@ -406,6 +415,7 @@ export function startLoad(opts: LoadOptions): LoadHandle {
     slot.res = null;
     slot.line = ServedBy.EMPTY;
     slot.sentAt = performance.now();
+    slot.stalledAtSend = stalledMs;
     sent++;
     let req: ClientRequest;
     try {
@@ -456,12 +466,14 @@ export function startLoad(opts: LoadOptions): LoadHandle {
 
   // Time out the overdue and retire settled slots in send order, which is the order failure runs need.
   // Overdue means overdue by the previous tick: an I/O phase has run since, so after a stall of this process an
-  // answer that arrived in time is read before its request is judged.
-  function sweep(overdueAt: number): void {
+  // answer that arrived in time is read before its request is judged. The age leaves out the time we were stalled
+  // ourselves (stalledAt: the stalled total as of overdueAt); it still shrinks along the ring, since what is
+  // stalled between two sends is never more than the time between them.
+  function sweep(overdueAt: number, stalledAt: number): void {
     while (size > 0) {
       const slot = ring[head]!;
       if (!slot.settled) {
-        if (overdueAt - slot.sentAt < s.timeoutMs) return;
+        if (overdueAt - slot.sentAt - (stalledAt - slot.stalledAtSend) < s.timeoutMs) return;
         expire(slot);
       }
       runs.add(slot.ok, slot.sentAt - t0);
@@ -482,7 +494,8 @@ export function startLoad(opts: LoadOptions): LoadHandle {
       }
       if (sent >= s.maxRequests || elapsed >= s.maxDurationMs || sent * intervalMs >= s.maxDurationMs) sending = false;
     }
-    sweep(previousTick);
+    sweep(previousTick, stalledMs);
+    stalledMs += Math.max(0, now - previousTick - STALL_SLACK_MS);
     previousTick = now;
     if (!sending && size === 0) finish(now);
   }
