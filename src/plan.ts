@@ -5,7 +5,7 @@ import { formatMs } from './recipe/duration.js';
 import { describeCommand } from './recipe/targets.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, ServiceSpec, StartSpec, StepSpec, StopSpec } from './recipe/types.js';
 import { mentionsRuntimeVars, showTemplate } from './recipe/runtime-vars.js';
-import { worstCase, type WorstCase } from './runner/budget.js';
+import { deadlineBudget, worstCase, type DeadlineBudget, type WorstCase } from './runner/budget.js';
 
 export type PlanPhaseName = 'dependencies' | 'verify' | 'before_stop' | 'stop' | 'release' | 'start' | 'after_start' | 'gates' | 'on_success';
 export type RollbackPhaseName = 'stop' | 'release' | 'rollback_steps' | 'start' | 'gates' | 'on_rollback';
@@ -51,6 +51,8 @@ export interface Plan {
   runtime: { used: boolean; values: Record<string, string> };
   /** Every phase at its own deadline, the rollback included */
   worstCase: WorstCase;
+  /** with deadline: the budget's arithmetic */
+  deadline?: DeadlineBudget;
   phases: PlanPhase[];
   rollback: {
     /** False when a failure after stop can only end in exit 3. */
@@ -82,7 +84,10 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
   const switchItems = releaseItems(recipe, target, previous);
   const phases: PlanPhase[] = [
     phase('dependencies', PHASE_TITLES.dependencies, recipe.dependencies.map(checkItem)),
-    phase('verify', PHASE_TITLES.verify, recipe.verify.map(hookItem)),
+    phase('verify', PHASE_TITLES.verify, [
+      ...recipe.verify.map(hookItem),
+      ...recipe.gates.filter((g) => g.baseline).map((g): PlanItem => ({ kind: 'check', name: `${g.name} (baseline)`, detail: `baseline of gate ${g.name}: ${g.baseline?.samples} samples of the running release (blue/green: the live slot), by the gate's own probe` })),
+    ]),
     phase('before_stop', PHASE_TITLES.before_stop, recipe.hooks.beforeStop.map(hookItem)),
     phase('stop', PHASE_TITLES.stop, [stopItem(recipe.service)]),
     phase('release', PHASE_TITLES.release, switchItems),
@@ -110,6 +115,7 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
     release: { mode: target === null ? 'in-place' : 'switch', target, previous, how: releaseHow(recipe), ...(options.targetExists !== undefined ? { targetExists: options.targetExists } : {}) },
     runtime: runtimeValues(recipe, target, previous),
     worstCase: worstCase(recipe),
+    ...(recipe.deadlineMs !== null ? { deadline: deadlineBudget(recipe) as DeadlineBudget } : {}),
     phases,
     rollback: { possible, reason, phases: rollbackPhases },
     vars: { ...recipe.vars },
@@ -206,7 +212,16 @@ function checkItem(check: CheckSpec): PlanItem {
   const label = `${check.type} ${check.target}`;
   const what = probeText(check);
   const named = check.name === label ? what : `${check.name}: ${what}`;
-  return { kind: 'check', name: check.name, detail: `${named} — ${timingText(check)}` };
+  return { kind: 'check', name: check.name, detail: `${named} — ${timingText(check)}${check.baseline ? `; ${baselineText(check.baseline)}` : ''}` };
+}
+
+/** "then 20 samples against the same 20 of the running release (measured in verify): p90 ≤ 1.5× its p90 + 5ms, error rate ≤ its rate +1%" */
+export function baselineText(b: NonNullable<CheckSpec['baseline']>): string {
+  const rules = [
+    ...(b.latencyP90Factor !== null ? [`p90 latency ≤ ${b.latencyP90Factor}× its p90 + ${formatMs(b.latencySlackMs)}`] : []),
+    ...(b.errorRateMargin !== null ? [`error rate ≤ its rate +${Math.round(b.errorRateMargin * 1000) / 10}%`] : []),
+  ];
+  return `then ${b.samples} samples compared with ${b.samples} of the running release taken in verify: ${rules.join(', ')}`;
 }
 
 function describeStep(step: StepSpec): string {
@@ -284,6 +299,7 @@ export function renderPlan(plan: Plan): string {
   }
   const w = plan.worstCase;
   lines.push(`Worst case: ${formatMs(w.totalMs)} (forward ${formatMs(w.forwardMs)}${w.rollback.length > 0 ? `, rollback ${formatMs(w.rollbackMs)}` : ', no rollback'}), every phase at its own deadline`);
+  if (plan.deadline) lines.push(deadlineLine(plan.deadline));
   lines.push('');
   const stopIndex = plan.phases.findIndex((p) => p.phase === 'stop') + 1;
   const gatesIndex = plan.phases.findIndex((p) => p.phase === 'gates') + 1;
@@ -326,4 +342,11 @@ function redactDeep<T>(value: T, redactor: Redactor): T {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, redactor)])) as T;
   }
   return value;
+}
+
+/** "Deadline 2m: fits – …" or "Deadline 1m: does NOT fit – a run is refused before anything is stopped: …" */
+export function deadlineLine(b: DeadlineBudget): string {
+  return b.fits
+    ? `Deadline ${formatMs(b.deadlineMs)}: fits, ${formatMs(b.slackMs)} left for dependencies and gates (${b.arithmetic}); gates are cut so the rollback's ${formatMs(b.reserveMs)} are always left`
+    : `Deadline ${formatMs(b.deadlineMs)}: does NOT fit – a run is refused before anything is stopped (${b.arithmetic})`;
 }

@@ -70,5 +70,6 @@ export function renderPreflight(r: PreflightReport): string {
   for (const warning of r.warnings) lines.push(`  warning:      ${warning}`);
   const w = r.worstCase;
   lines.push(`  worst case:   ${formatDuration(w.totalMs)} (forward ${formatDuration(w.forwardMs)}${w.rollback.length > 0 ? `, rollback ${formatDuration(w.rollbackMs)}` : ', no rollback'})`);
+  if (r.deadline) lines.push(`  deadline:     ${r.deadline.fits ? `fits, ${formatDuration(r.deadline.slackMs)} left for dependencies and gates` : 'does NOT fit'} (${r.deadline.arithmetic})`);
   return `${lines.join('\n')}\n`;
 }

@@ -9,6 +9,7 @@ import { mentionsRuntimeVars, showTemplate } from './runtime-vars.js';
 import { dirname, join } from 'node:path';
 import {
   DEFAULTS,
+  type BaselineSpec,
   type CheckSpec,
   type CheckTiming,
   type CheckType,
@@ -163,6 +164,18 @@ export function normalizeCheck(check: WrittenCheck, recipe: WrittenRecipe, redac
     target,
     probe: probe(check),
     ...timing(check, recipe),
+    ...(check.baseline ? { baseline: baselineSpec(check.baseline) } : {}),
+  };
+}
+
+export const BASELINE_DEFAULTS = { samples: 20, latencySlackMs: 5 } as const;
+
+function baselineSpec(b: NonNullable<WrittenCheck['baseline']>): BaselineSpec {
+  return {
+    samples: b.samples ?? BASELINE_DEFAULTS.samples,
+    latencyP90Factor: b.latency_p90 === undefined ? null : Number(b.latency_p90.slice(0, -1)),
+    errorRateMargin: b.error_rate === undefined ? null : Number(b.error_rate.replace(/^\+/, '').slice(0, -1)) / 100,
+    latencySlackMs: ms(b.latency_slack, BASELINE_DEFAULTS.latencySlackMs),
   };
 }
 
@@ -316,6 +329,7 @@ export function normalizeRecipe(recipe: WrittenRecipe, context: NormalizeContext
     strategy: normalizeStrategy(recipe),
     onDependencyOutage: recipe.on_dependency_outage ?? 'wait',
     outageWaitMs: ms(recipe.outage_wait, 120_000),
+    deadlineMs: recipe.deadline === undefined ? null : ms(recipe.deadline, 0),
     gates: (recipe.gates ?? []).map((c) => normalizeCheck(c, recipe, redactor)),
     hooks: {
       beforeStop: hookItems(recipe.hooks?.before_stop, recipe, redactor),

@@ -68,6 +68,7 @@ export function checkRules(recipe: WrittenRecipe): RuleResult {
 
   checkList(r, recipe, ['dependencies'], recipe.dependencies ?? []);
   checkList(r, recipe, ['gates'], recipe.gates ?? []);
+  checkBaselines(r, recipe);
   checkHookList(r, recipe, ['verify'], recipe.verify ?? []);
   for (const hook of ['before_stop', 'after_start', 'on_success', 'on_rollback'] as const) {
     checkHookList(r, recipe, ['hooks', hook], recipe.hooks?.[hook] ?? []);
@@ -77,6 +78,7 @@ export function checkRules(recipe: WrittenRecipe): RuleResult {
   checkRelease(r, recipe);
   checkStrategy(r, recipe);
   r.duration(['outage_wait'], recipe.outage_wait);
+  if (recipe.deadline !== undefined && r.duration(['deadline'], recipe.deadline) === 0) r.error(['deadline'], `must be greater than 0 (got ${formatWritten(recipe.deadline)})`);
   if (checkService(r, recipe)) {
     checkStop(r, recipe);
     checkStart(r, recipe);
@@ -89,6 +91,30 @@ export function checkRules(recipe: WrittenRecipe): RuleResult {
     r.duration(['notify', i, 'timeout'], n.timeout);
   });
   return { problems: r.problems, warnings: r.warnings };
+}
+
+/** baseline: compares two releases, so only a gate may have one, and it must compare something. */
+function checkBaselines(r: Rules, recipe: WrittenRecipe): void {
+  const elsewhere: Array<[PathSegment[], Array<WrittenCheck | WrittenRunStep>]> = [
+    [['dependencies'], recipe.dependencies ?? []],
+    [['verify'], recipe.verify ?? []],
+    ...(['before_stop', 'after_start', 'on_success', 'on_rollback'] as const).map((h): [PathSegment[], Array<WrittenCheck | WrittenRunStep>] => [['hooks', h], recipe.hooks?.[h] ?? []]),
+  ];
+  for (const [listPath, items] of elsewhere) {
+    items.forEach((item, i) => {
+      if ('baseline' in item && item.baseline !== undefined) r.error([...listPath, i, 'baseline'], 'only a gate can have a baseline: it compares the started release with the one that ran before', 'key');
+    });
+  }
+  (recipe.gates ?? []).forEach((gate, i) => {
+    const b = gate.baseline;
+    if (!b) return;
+    const path: PathSegment[] = ['gates', i, 'baseline'];
+    if (gate.recipe !== undefined) r.error(path, 'a recipe: check has no latency or error rate to compare', 'key');
+    if (b.latency_p90 === undefined && b.error_rate === undefined) r.error(path, 'a baseline needs latency_p90 (like "1.5x") or error_rate (like "+1%"), or both (got neither)');
+    if (b.latency_p90 !== undefined && Number(b.latency_p90.slice(0, -1)) < 1) r.error([...path, 'latency_p90'], `must be at least 1x: below that the new release would have to be faster than the old one (got ${JSON.stringify(b.latency_p90)})`);
+    if (b.error_rate !== undefined && Number(b.error_rate.replace(/^\+/, '').slice(0, -1)) > 100) r.error([...path, 'error_rate'], `must be at most +100% (got ${JSON.stringify(b.error_rate)})`);
+    r.duration([...path, 'latency_slack'], b.latency_slack);
+  });
 }
 
 function checkList(r: Rules, recipe: WrittenRecipe, listPath: PathSegment[], checks: WrittenCheck[]): void {

@@ -79,6 +79,23 @@ const checkTiming = {
   stable_for: Duration.optional().meta({ description: 'After passing, it must keep passing for this long. Default 0.' }),
 };
 
+export const Baseline = z
+  .strictObject({
+    samples: z.number().int().min(3).max(1000).optional().meta({ description: 'Attempts measured on each release (the running one before stop, the new one after its gate passed). Default 20.' }),
+    latency_p90: z
+      .string()
+      .regex(/^\d+(\.\d+)?x$/, { message: 'expected a factor like "1.5x"' })
+      .optional()
+      .meta({ description: "The new release's p90 latency may be at most this factor of the running release's (\"1.5x\")." }),
+    error_rate: z
+      .string()
+      .regex(/^\+?\d+(\.\d+)?%$/, { message: 'expected a margin in percentage points like "+1%"' })
+      .optional()
+      .meta({ description: "The new release's error rate may be at most the running release's plus this many percentage points (\"+1%\")." }),
+    latency_slack: Duration.optional().meta({ description: 'A p90 within this of the limit still passes: on one host a few ms are scheduling noise, not a slower release. Default 5ms.' }),
+  })
+  .meta({ description: "Gates only: compare the new release with the running one by the same probe, instead of (as well as) an absolute threshold. Blue/green compares the two slots; rolling compares each instance with the first instance's measure before the rollout." });
+
 // One object with every type key optional (exactly one required, enforced in rules.ts) gives
 // far clearer errors than a union of six objects would.
 export const Check = z.strictObject({
@@ -94,6 +111,7 @@ export const Check = z.strictObject({
     .regex(NAME_PATTERN, { message: 'expected a recipe name (1 to 63 of a-z, 0-9, ".", "_", "-")' })
     .optional()
     .meta({ description: 'Another recipe, by name, in the same state directory: ready when it has no run in progress, no unfinished run, and its last run succeeded. Two restarts of things that depend on each other cannot overlap.' }),
+  baseline: Baseline.optional(),
 }).meta({ id: 'Check', description: 'A check: exactly one of tcp, http, postgres, mysql, redis, command, plus timing.' });
 
 export const Defaults = z.strictObject({
@@ -299,6 +317,10 @@ export const Recipe = z
         description:
           'When a gate fails and a dependency is down too, the release is not to blame: wait (default) holds the new release and re-runs the gates once the dependencies are back within outage_wait; rollback does what a bad release gets; stop exits 3 and leaves the new release running.',
       }),
+    deadline: Duration.optional().meta({
+      description:
+        "A time budget for the whole run. The rollback's worst case is reserved first; a run whose fixed steps (before_stop, stop, activate, start, after_start at their own deadlines) plus that reserve do not fit is refused before anything is stopped (exit 1); waits that can be shortened (dependencies, gates, outage_wait) are cut so the reserve is always left.",
+    }),
     outage_wait: Duration.optional().meta({ description: 'How long on_dependency_outage: wait holds for the dependencies to come back, from the moment the outage is classified. Default 2m.' }),
     service: Service.optional().meta({
       description: 'The service manager that runs the service: { systemd: UNIT } or { supervisor: { program } }. A recipe has either service, or both stop and start.',

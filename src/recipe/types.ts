@@ -62,6 +62,17 @@ export interface CheckSpec extends CheckTiming {
   /** What the check looks at, secrets already redacted: "127.0.0.1:5432", "http://x/healthz". */
   target: string;
   probe: Probe;
+  /** gates only: compared with the release that ran before (runner/baseline.ts) */
+  baseline?: BaselineSpec;
+}
+
+export interface BaselineSpec {
+  samples: number;
+  /** "1.5x" → 1.5; null = latency not compared */
+  latencyP90Factor: number | null;
+  /** "+1%" → 0.01 (a fraction); null = error rate not compared */
+  errorRateMargin: number | null;
+  latencySlackMs: number;
 }
 
 export interface StepSpec {
@@ -157,6 +168,8 @@ export interface ResolvedRecipe {
   /** a gate failure while a dependency is down: wait for it, roll back anyway, or stop (exit 3) */
   onDependencyOutage: 'wait' | 'rollback' | 'stop';
   outageWaitMs: number;
+  /** the whole run's time budget (deadline:), null = none */
+  deadlineMs: number | null;
   gates: CheckSpec[];
   hooks: {
     beforeStop: HookItemSpec[];

@@ -72,6 +72,22 @@ export interface Summary {
   /** What is running and what to check first, for exit 3. */
   leftState?: string[];
   evidence?: string;
+  /** baseline gates: the release before and the new one, side by side */
+  baselines?: BaselineFigures[];
+  /** with deadline: the time budget and whether a wait was cut to keep the rollback's reserve */
+  deadline?: { deadlineMs: number; reserveMs: number; cut: string | null };
+}
+
+export interface BaselineFigures {
+  gate: string;
+  samples: number;
+  /** the running release, measured before stop (blue/green: the live slot) */
+  before: { release: string | null; ok: number; samples: number; p90Ms: number | null; errorRate: number } | null;
+  /** the new release, measured after its gate passed; null when it never got that far */
+  after: { release: string | null; ok: number; samples: number; p90Ms: number | null; errorRate: number } | null;
+  /** "p90 57ms vs 52ms before (limit …); errors 0/20 vs 0/20 before (limit 1%)", or why nothing was compared */
+  detail: string;
+  verdict: 'passed' | 'failed' | 'not_compared';
 }
 
 export type RunEvent =

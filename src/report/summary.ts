@@ -25,6 +25,11 @@ export function renderSummary(summary: Summary, opts: { color?: (kind: 'ok' | 'b
   const label = { succeeded: 'SUCCEEDED', rolled_back: 'ROLLED BACK', failed: 'FAILED – NEEDS A HUMAN', aborted: 'ABORTED – NOTHING TOUCHED' }[summary.outcome];
   lines.push('');
   lines.push(color(summary.exitCode === 0 ? 'ok' : 'bad', `${label} (exit ${summary.exitCode}) in ${ms(summary.durationMs)}: ${summary.description}`));
+  for (const b of summary.baselines ?? []) {
+    const mark = b.verdict === 'passed' ? '✓' : b.verdict === 'failed' ? '✗' : '–';
+    lines.push(`baseline ${mark} ${b.gate}: ${b.detail}`);
+  }
+  if (summary.deadline?.cut) lines.push(`deadline: ${summary.deadline.cut}`);
   for (const w of summary.warnings) lines.push(`warning: ${w}`);
   if (summary.leftState?.length) {
     lines.push('State left behind:');

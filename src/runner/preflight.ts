@@ -12,7 +12,8 @@ import { digestJournal, describeInFlight, findUnfinishedRun, needsRecovery, read
 import { inspectLock } from './lock.js';
 import { releaseExists, resolveReleases, type CommandRunner } from './release.js';
 import { StateStore } from './state.js';
-import { worstCase, type WorstCase } from './budget.js';
+import { formatDuration } from '../poll.js';
+import { deadlineBudget, worstCase, type DeadlineBudget, type WorstCase } from './budget.js';
 import { existsSync } from 'node:fs';
 import { managerFor, type ServiceContext } from '../service/manager.js';
 
@@ -58,6 +59,8 @@ export interface PreflightReport {
   dependencies: CheckOutcomeSummary[];
   verify: VerifyItemReport[];
   worstCase: WorstCase;
+  /** with deadline: the budget's arithmetic; a run that does not fit is refused (exit 1) */
+  deadline?: DeadlineBudget;
   /** the service manager's view: can it manage the service as written (unit loaded, supervisord reachable)? */
   service: { label: string; ok: boolean; reason: string | null; live: string | null } | null;
   /** where the recipe cannot work as written (a stop bound shorter than the unit's TimeoutStopSec …) */
@@ -144,6 +147,7 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
     dependencies,
     verify,
     worstCase: worstCase(recipe),
+    ...(recipe.deadlineMs !== null ? { deadline: deadlineBudget(recipe) as DeadlineBudget } : {}),
     service,
     warnings: warnings.map(redact),
     runtime: { SAFE_RESTART_RELEASE: target ?? '', SAFE_RESTART_PREVIOUS_RELEASE: previous ?? '', SAFE_RESTART_TARGET_RELEASE: target ?? '' },
@@ -152,6 +156,8 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
 
   const lock = lockReport(store, recipe);
   if (lock.state === 'held' || lock.state === 'unfinished') return finish(4, lock.detail, lock);
+  const budget = deadlineBudget(recipe);
+  if (budget && !budget.fits) return finish(1, `deadline ${formatDuration(budget.deadlineMs)} cannot hold this run with its way back: ${budget.arithmetic}`, lock);
 
   const resolved = await resolveReleases(recipe.release, options.release, runCommand);
   previous = resolved.previous;

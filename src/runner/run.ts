@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync } from 'node:fs';
 import { EXIT, LockedError, PreflightError } from '../errors.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, SlotSpec, StepSpec } from '../recipe/types.js';
-import type { EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
+import type { BaselineFigures, EventSink, Phase, RunEvent, Summary, TimelineEntry } from '../report/events.js';
 import type { Resolver } from '../checks/types.js';
 import { formatDuration, pollCheck, type CheckOutcome } from '../poll.js';
 import { runStep, type StepResult } from '../process/step.js';
@@ -24,6 +24,9 @@ import { readCurrentRelease, releaseExists, resolveReleases, type CommandRunner 
 import { StateStore } from './state.js';
 import { describeOutcome, leftStateLines } from './outcome.js';
 import { killRecordedGroups } from './recover.js';
+import { compare, measure, type SampleSet } from './baseline.js';
+import { upTimeoutMs } from './budget.js';
+import { DeadlineClock } from './deadline.js';
 import { writeEvidence } from './evidence.js';
 import { notifyAll, payloadFor } from '../notify.js';
 
@@ -213,8 +216,13 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     const sctx: ServiceContext = { ...ctx, runStartedAt: startedAt, gatesTimeoutMs: Math.max(0, ...recipe.gates.map((g) => g.timeoutMs)) };
     const manager = await managerFor(recipe.service);
     const runOne = (phase: Phase, step: StepSpec, release: string | null, signal: AbortSignal): Promise<StepResult> => runStepAction(ctx, phase, step, release, signal);
-    const runChecks = (phase: Phase, checks: CheckSpec[], release: string | null, signal: AbortSignal, failFast: boolean): Promise<string | null> =>
-      runChecksAction(ctx, phase, checks, release, signal, { failFast });
+    // deadline: the waits of these phases are cut so that the rollback's worst case is always left
+    const clock = new DeadlineClock(recipe, t0);
+    const runChecks = async (phase: Phase, checks: CheckSpec[], release: string | null, signal: AbortSignal, failFast: boolean): Promise<string | null> => {
+      if (mode !== 'run' || !clock.active || !CUT_PHASES.has(phase)) return runChecksAction(ctx, phase, checks, release, signal, { failFast });
+      const cut = clock.cut(phase, checks);
+      return clock.explain(phase, cut, await runChecksAction(ctx, phase, cut.checks, release, signal, { failFast }));
+    };
     const runHooks = (phase: Phase, items: HookItemSpec[], release: string | null, signal: AbortSignal): Promise<string | null> => runHooksAction(ctx, phase, items, release, signal);
 
     // the started service, watched while it is being proven (after_start hooks and gates)
@@ -263,7 +271,6 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     // blue/green and rolling: the load balancer and the phases of the strategy
     const strategy = recipe.strategy;
     const strategySlots: SlotSpec[] = strategy.kind === 'blue_green' ? strategy.slots : strategy.kind === 'rolling' ? strategy.instances : [];
-    const gatesTimeout = Math.max(0, ...recipe.gates.map((g) => g.timeoutMs + g.attemptTimeoutMs));
     const strategyRun =
       strategy.kind === 'in_place'
         ? null
@@ -283,14 +290,91 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
               },
               stopService,
               startService,
-              gates: (phase, release, signal, bakeMs) =>
-                watched(phase, signal, (s) =>
+              gates: async (phase, release, signal, bakeMs) => {
+                const failure = await watched(phase, signal, (s) =>
                   runChecks(phase, bakeMs ? recipe.gates.map((g) => ({ ...g, successThreshold: 1, stableForMs: bakeMs, timeoutMs: bakeMs + g.timeoutMs })) : recipe.gates, release, s, true),
-                ),
-              upTimeoutMs: gatesTimeout > 0 ? gatesTimeout : 30_000,
+                );
+                // each new slot or instance against the baseline (never the way back, never the bake)
+                return failure ?? (bakeMs || (phase !== 'gates' && phase !== 'rollout') ? null : watched(phase, signal, (s) => compareBaselines(phase, release, s)));
+              },
+              upTimeoutMs: upTimeoutMs(recipe),
             };
             return strategy.kind === 'blue_green' ? new BlueGreenRun(sctxStrategy, strategy) : new RollingRun(sctxStrategy, strategy);
           })();
+
+    // Baseline gates: the running release measured by each such gate's own probe before anything is stopped
+    // (blue/green: the live slot; rolling: the first instance), the new one after its gate passed.
+    const baselineBefore = new Map<string, SampleSet>();
+    const baselineFigures = new Map<string, BaselineFigures>();
+    const figuresOf = (set: SampleSet, release: string | null) => ({ release, ok: set.ok, samples: set.samples, p90Ms: set.p90Ms, errorRate: set.errorRate });
+    const baselineGates = recipe.gates.filter((g) => g.baseline);
+    const sampleGate = async (phase: Phase, gate: CheckSpec, release: string | null, signal: AbortSignal, label: string): Promise<SampleSet | string> => {
+      const vars = ctx.runtime(phase, release);
+      let check: CheckSpec;
+      try {
+        check = bindDeep(gate, vars, SHELL_KEYS);
+      } catch (error) {
+        return `gate "${gate.name}": ${(error as Error).message}`;
+      }
+      const samples = gate.baseline?.samples ?? 0;
+      send({ kind: 'check_started', phase, check: `${gate.name} (${label})`, checkType: check.type, target: check.target });
+      const started = performance.now();
+      const set = await measure(check, samples, { signal, env: vars, ...(options.resolver ? { resolver: options.resolver } : {}) });
+      const elapsedMs = Math.round(performance.now() - started);
+      j.write({ type: 'note', phase, detail: redact(`${label} of gate ${gate.name} on release ${release ?? '(in place)'}: ${set.ok}/${set.samples} passed, p90 ${set.p90Ms ?? '-'}ms${set.firstError ? `; first error: ${set.firstError}` : ''}`) });
+      send({ kind: 'check_finished', phase, check: { name: `${gate.name} (${label})`, type: check.type, target: redact(check.target), status: set.samples === samples ? 'ready' : 'cancelled', attempts: set.samples, elapsedMs, error: null } });
+      return set;
+    };
+    const measureBaselines = async (signal: AbortSignal): Promise<string | null> => {
+      if (mode !== 'run' || baselineGates.length === 0) return null;
+      const slot = strategyRun instanceof BlueGreenRun ? strategyRun.live : (strategySlots[0] ?? null);
+      if (strategyRun instanceof BlueGreenRun && slot === null) {
+        warnings.push('no live slot yet (first run): the baseline gates are judged on their own thresholds only');
+        return null;
+      }
+      slotNow = slot;
+      try {
+        for (const gate of baselineGates) {
+          const set = await sampleGate('verify', gate, previous, signal, 'baseline');
+          if (typeof set === 'string') return set;
+          if (signal.aborted) return interruptReason();
+          baselineBefore.set(gate.name, set);
+          baselineFigures.set(gate.name, { gate: gate.name, samples: gate.baseline?.samples ?? 0, before: figuresOf(set, previous), after: null, detail: 'measured on the running release; the new one never got that far', verdict: 'not_compared' });
+        }
+      } finally {
+        slotNow = null;
+      }
+      return null;
+    };
+    const compareBaselines = async (phase: Phase, release: string | null, signal: AbortSignal): Promise<string | null> => {
+      const gates = mode === 'run' ? baselineGates.filter((g) => baselineBefore.has(g.name)) : [];
+      const left = clock.leftFor(phase);
+      const cutSignal = left === null ? signal : AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, left))]);
+      const reasons: string[] = [];
+      for (const gate of gates) {
+        const before = baselineBefore.get(gate.name) as SampleSet;
+        const spec = gate.baseline as NonNullable<CheckSpec['baseline']>;
+        const after = await sampleGate(phase, gate, release, cutSignal, 'against the baseline');
+        if (typeof after === 'string') return after;
+        if (signal.aborted) return interruptReason();
+        if (after.samples < spec.samples) {
+          return clock.explain(phase, { checks: [], at: performance.now(), leftMs: Math.max(0, left ?? 0) }, `gate "${gate.name}": only ${after.samples} of ${spec.samples} samples measured against the baseline`);
+        }
+        const verdict = compare(gate.name, spec, before, after, previous);
+        for (const n of verdict.notes) if (!warnings.includes(n)) warnings.push(n);
+        baselineFigures.set(gate.name, {
+          gate: gate.name,
+          samples: spec.samples,
+          before: figuresOf(before, previous),
+          after: figuresOf(after, release),
+          detail: [verdict.detail, ...verdict.notes].filter(Boolean).join('; '),
+          verdict: verdict.detail === '' ? 'not_compared' : verdict.ok ? 'passed' : 'failed',
+        });
+        j.write({ type: 'note', phase, detail: redact(`baseline of gate ${gate.name}: ${verdict.ok ? 'passed' : 'failed'} – ${verdict.detail}`) });
+        if (!verdict.ok && verdict.reason) reasons.push(verdict.reason);
+      }
+      return reasons.length > 0 ? reasons.join('; ') : null;
+    };
 
     // An outage is not a bad release: when a gate fails, the dependencies get one quick round; if one is down too,
     // rolling back would start the old release into the same outage (on_dependency_outage decides).
@@ -329,7 +413,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         outageStory = null;
         return `${classified} and ${down.length === 1 ? 'it' : 'they'} stayed down through outage_wait ${formatDuration(recipe.outageWaitMs)}: ${back}`;
       }
-      const again = await watched(phase, signal, (s) => runChecks(phase, recipe.gates, target, s, true));
+      const again = await watched(phase, signal, async (s) => (await runChecks(phase, recipe.gates, target, s, true)) ?? compareBaselines(phase, target, s));
       if (again === null) {
         outageStory = `${classified} – held release ${target ?? '(in place)'}, dependencies back after ${waited}, gates passed`;
         say(outageStory);
@@ -368,9 +452,10 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         case 'dependencies':
           return runChecks(phase, recipe.dependencies, target, signal, false);
         case 'verify':
-          return (await rollbackReadiness()) ?? (await inspectService(signal)) ?? runHooks(phase, recipe.verify, target, signal);
+          return (await rollbackReadiness()) ?? (await inspectService(signal)) ?? (await runHooks(phase, recipe.verify, target, signal)) ?? measureBaselines(signal);
         case 'before_stop':
-          return runHooks(phase, recipe.hooks.beforeStop, target, signal);
+          // the last moment to refuse with nothing touched: what has been spent plus what cannot be shortened plus the reserve
+          return (mode === 'run' ? clock.refusal() : null) ?? runHooks(phase, recipe.hooks.beforeStop, target, signal);
         case 'stop':
           return stopService(phase, previous, signal);
         case 'activate':
@@ -381,7 +466,8 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
           return watched(phase, signal, (s) => runHooks(phase, recipe.hooks.afterStart, target, s));
         case 'gates': {
           const failure = await watched(phase, signal, (s) => runChecks(phase, recipe.gates, target, s, true));
-          return failure === null ? null : judgeGateFailure(phase, failure, signal);
+          const worse = failure ?? (await watched(phase, signal, (s) => compareBaselines(phase, target, s)));
+          return worse === null ? null : judgeGateFailure(phase, worse, signal);
         }
         case 'on_success': {
           const failure = await runHooks(phase, recipe.hooks.onSuccess, target, signal);
@@ -434,6 +520,9 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         }
         return null;
       }
+      // a deadline that cannot hold the fixed steps and the way back refuses the run before anything else
+      const refused = clock.refusal(t0);
+      if (refused) return refused;
       const resolved = strategyRun ? await strategyRun.resolve(phaseController.signal) : await resolveReleases(spec, options.release, runCommand);
       previous = resolved.previous;
       target = resolved.target;
@@ -543,11 +632,12 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       // recover's forward path: resolve → kill what the dead run left → stop → activate → start → gates
       if (phase === 'before_stop' && mode === 'recover') return 'recover runs no before_stop hooks';
       if (phase === 'verify' && mode === 'recover') return 'recover goes back to a release that passed its gates';
-      if (phase === 'verify' && recipe.verify.length === 0 && recipe.service.kind === 'commands' && !(recipe.rollback.enabled && recipe.release && previous !== null && previous !== target)) return 'none defined';
+      if (phase === 'verify' && recipe.verify.length === 0 && baselineGates.length === 0 && recipe.service.kind === 'commands' && !(recipe.rollback.enabled && recipe.release && previous !== null && previous !== target)) return 'none defined';
       if (phase === 'rollback_activate' && (!recipe.release || previous === null)) return 'nothing to re-activate';
       if (phase === 'rollback_steps' && recipe.rollback.steps.length === 0) return 'no rollback steps';
       if (phase === 'activate' && (!recipe.release || target === null || target === previous) && mode === 'run') return 'in-place restart';
-      if ((phase === 'before_stop' && recipe.hooks.beforeStop.length === 0) || (phase === 'after_start' && recipe.hooks.afterStart.length === 0)) return 'no hooks';
+      // with a deadline, before_stop also holds the last refusal with nothing touched
+      if ((phase === 'before_stop' && recipe.hooks.beforeStop.length === 0 && !(clock.active && mode === 'run')) || (phase === 'after_start' && recipe.hooks.afterStart.length === 0)) return 'no hooks';
       if ((phase === 'dependencies' && recipe.dependencies.length === 0) || ((phase === 'gates' || phase === 'rollback_gates') && recipe.gates.length === 0)) return 'none defined';
       return null;
     }
@@ -610,6 +700,8 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
       journal: journalPath,
       warnings: warnings.map(redact),
       ...(leftState ? { leftState: leftState.map(redact) } : {}),
+      ...(baselineFigures.size > 0 ? { baselines: [...baselineFigures.values()].map((b) => ({ ...b, detail: redact(b.detail) })) } : {}),
+      ...(clock.active && mode === 'run' ? { deadline: { deadlineMs: recipe.deadlineMs ?? 0, reserveMs: clock.reserveMs, cut: clock.cutStory } } : {}),
     };
     // an abort because a dependency was down or the unit/program is not manageable is worth a bundle too
     const dependencyFailure = recoverExit.code === 1 && (state.failures[0]?.phase === 'dependencies' || (state.failures[0]?.phase === 'verify' && recipe.service.kind !== 'commands'));
@@ -646,6 +738,9 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     return summary;
   }
 }
+
+/** The phases whose waits a deadline may cut: they prove or wait, they change nothing. */
+const CUT_PHASES: ReadonlySet<Phase> = new Set(['dependencies', 'gates', 'bake', 'rollout']);
 
 function copyFileSafe(from: string, to: string): void {
   try {

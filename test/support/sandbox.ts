@@ -25,6 +25,10 @@ export interface ReleaseFlags {
   exitAfterMs?: number;
   /** / answers 500 while /healthz stays healthy: only the load balancer's 5xx count can tell */
   errorRoot?: boolean;
+  /** /healthz answers after this many ms (a slower release, for baseline gates) */
+  delayMs?: number;
+  /** every Nth /healthz answers 503 (an error rate, for baseline gates) */
+  errorEvery?: number;
 }
 
 export { freePort };
@@ -84,6 +88,8 @@ export class Sandbox {
     if (flags.ignoreTerm) writeFileSync(join(dir, 'IGNORE_TERM'), '1');
     if (flags.exitAfterMs !== undefined) writeFileSync(join(dir, 'EXIT_AFTER_MS'), String(flags.exitAfterMs));
     if (flags.errorRoot) writeFileSync(join(dir, 'ERROR_ROOT'), '1');
+    if (flags.delayMs !== undefined) writeFileSync(join(dir, 'DELAY_MS'), String(flags.delayMs));
+    if (flags.errorEvery !== undefined) writeFileSync(join(dir, 'ERROR_EVERY'), String(flags.errorEvery));
   }
 
   async startDependency(): Promise<void> {
