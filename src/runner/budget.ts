@@ -32,7 +32,9 @@ const checkMs = (c: CheckSpec): number => c.timeoutMs + c.attemptTimeoutMs;
 const checkMinMs = (c: CheckSpec): number => c.initialDelayMs + (c.successThreshold - 1) * c.intervalMs + c.stableForMs;
 /** a baseline gate, once passed, takes its samples */
 const samplesMs = (c: CheckSpec): number => (c.baseline ? c.baseline.samples * Math.max(c.intervalMs, c.attemptTimeoutMs) : 0);
-const concurrentMs = (checks: CheckSpec[]): number => Math.max(0, ...checks.map((c) => checkMs(c) + samplesMs(c)));
+const concurrentMs = (checks: CheckSpec[]): number => Math.max(0, ...checks.map(checkMs));
+/** forward gates: a baseline gate also takes its samples (the way back is not compared: the old release is its own baseline) */
+const gatesMs = (checks: CheckSpec[]): number => Math.max(0, ...checks.map((c) => checkMs(c) + samplesMs(c)));
 const concurrentMinMs = (checks: CheckSpec[]): number => Math.max(0, ...checks.map(checkMinMs));
 const hooksMs = (items: HookItemSpec[]): number => items.reduce((sum, i) => sum + (i.kind === 'step' ? stepMs(i.step) : checkMs(i.check)), 0);
 // a unit's own timeouts are only known live: without ours, systemd's default (90s) plus the margin
@@ -58,7 +60,7 @@ export function worstCase(recipe: ResolvedRecipe): WorstCase {
   const release = recipe.release;
   const resolveMs = release?.kind === 'command' ? stepMs(release.current) + (release.exists ? stepMs(release.exists) : 0) : 0;
   const activateMs = release?.kind === 'command' ? stepMs(release.activate) : 0;
-  const gates: PhaseBudget = { phase: 'gates', ms: concurrentMs(recipe.gates), minMs: concurrentMinMs(recipe.gates) };
+  const gates: PhaseBudget = { phase: 'gates', ms: gatesMs(recipe.gates), minMs: concurrentMinMs(recipe.gates) };
   const before: PhaseBudget[] = [
     { phase: 'resolve', ms: resolveMs },
     { phase: 'dependencies', ms: concurrentMs(recipe.dependencies), minMs: 0 },
@@ -83,10 +85,11 @@ export function worstCase(recipe: ResolvedRecipe): WorstCase {
     // every instance: drain, stop, activate, start, after_start, gates, back UP
     const n = strategy.instances.length;
     const one = strategy.drain.timeoutMs + stopMs(recipe.service) + activateMs + startMs(recipe.service) + afterStart.ms + upTimeoutMs(recipe);
+    const back = n * (one + concurrentMs(recipe.gates));
     const bake: PhaseBudget = { phase: 'bake', ms: strategy.bakeMs > 0 ? strategy.bakeMs + concurrentMs(recipe.gates) : 0, minMs: strategy.bakeMs };
     phases = [...before, { phase: 'rollout', ms: n * (one + gates.ms), minMs: n * (one + (gates.minMs ?? 0)) }, bake, onSuccess];
     rollback = recipe.rollback.enabled
-      ? [{ phase: 'rollback_rollout', ms: n * (one + gates.ms) }, { phase: 'on_rollback', ms: hooksMs(recipe.hooks.onRollback) }]
+      ? [{ phase: 'rollback_rollout', ms: back }, { phase: 'on_rollback', ms: hooksMs(recipe.hooks.onRollback) }]
       : [];
   } else {
     phases = [...before, { phase: 'stop', ms: stopMs(recipe.service) }, { phase: 'activate', ms: activateMs }, { phase: 'start', ms: startMs(recipe.service) }, afterStart, gates, onSuccess];
