@@ -62,6 +62,7 @@ export async function runStepAction(ctx: ActionContext, phase: Phase, written: S
   signal.addEventListener('abort', onAbort, { once: true });
   if (signal.aborted) local.abort(signal.reason);
   let journalError: unknown = null;
+  const output = wholeLines(ctx.redact, (text) => ctx.emit({ kind: 'step_output', phase, step: step.name, text }));
   try {
     const result = await runStep(step, {
       env: vars,
@@ -76,14 +77,16 @@ export async function runStepAction(ctx: ActionContext, phase: Phase, written: S
           local.abort(error);
         }
       },
-      onOutput: (text) => ctx.emit({ kind: 'step_output', phase, step: step.name, text: ctx.redact(text) }),
+      onOutput: output.write,
     });
+    output.flush();
     if (journalError) throw journalError;
     const detail = describeStep(result);
     ctx.journal.write({ type: 'done', phase, action: step.name, ok: result.ok, durationMs: result.durationMs, detail: ctx.redact(detail), exitCode: result.exitCode, pid: result.pid, pgid: result.pgid, outputTail: ctx.redact(result.outputTail) });
     ctx.emit({ kind: 'step_finished', phase, step: step.name, ok: result.ok, exitCode: result.exitCode, durationMs: result.durationMs, detail: ctx.redact(detail) });
     return result;
   } finally {
+    output.flush();
     signal.removeEventListener('abort', onAbort);
   }
 }
@@ -173,6 +176,38 @@ export async function runHooksAction(ctx: ActionContext, phase: Phase, items: Ho
     }
   }
   return null;
+}
+
+// a line this long without an end (a progress bar that never prints one) goes out as it is
+const MAX_HELD_CHARS = 16_384;
+
+/**
+ * Step output in whole lines: the output file is read in chunks, and a secret cut in two by a chunk boundary would
+ * pass redaction half by half. What follows the last line end is held for the next chunk (or the step's end).
+ */
+export function wholeLines(redact: (text: string) => string, out: (text: string) => void): { write(text: string): void; flush(): void } {
+  let held = '';
+  const send = (text: string) => {
+    if (text) out(redact(text));
+  };
+  return {
+    write(text: string): void {
+      held += text;
+      const end = Math.max(held.lastIndexOf('\n'), held.lastIndexOf('\r'));
+      if (end >= 0) {
+        send(held.slice(0, end + 1));
+        held = held.slice(end + 1);
+      }
+      if (held.length > MAX_HELD_CHARS) {
+        send(held);
+        held = '';
+      }
+    },
+    flush(): void {
+      send(held);
+      held = '';
+    },
+  };
 }
 
 export function describeStep(r: StepResult): string {

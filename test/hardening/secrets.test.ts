@@ -45,6 +45,30 @@ function cmdlines(): string[] {
 }
 
 describe('secret canaries', () => {
+  it('a secret the step prints in two writes, read in two chunks, is still redacted in the live output', async () => {
+    s = await fastSandbox({ v1: {}, v2: {} });
+    await s.startCurrent();
+    const file = s.recipe(
+      fastParts(s, {
+        hooks: [
+          '  before_stop:',
+          '    - name: split',
+          // the output file is read every 100 ms: the pause puts the two halves in different reads
+          '      run: printf "token %s" "$HALF_A"; sleep 0.4; printf "%s done\\n" "$HALF_B"',
+          '      env:',
+          `        HALF_A: "${SERVICE_PASSWORD.slice(0, 7)}"`,
+          `        HALF_B: "${SERVICE_PASSWORD.slice(7)}"`,
+        ].join('\n'),
+        extra: ['vars:', '  SERVICE_PASSWORD: ${SERVICE_PASSWORD}'].join('\n'),
+      }),
+    );
+    const r = await s.cli(['run', file, '--release', 'v2'], { env: { SERVICE_PASSWORD } });
+    expect(r.code, r.stderr).toBe(0);
+    const printed = r.events.filter((e) => e.event === 'step_output' && e.step === 'split').map((e) => String(e.text));
+    expect(printed.join('')).toBe('token *** done\n');
+    expect(r.stdout).not.toContain(SERVICE_PASSWORD.slice(0, 7));
+  });
+
   it('never leak from a run that rolls back, with hooks, checks, a DB URL and notifications', async () => {
     s = await fastSandbox({ v1: {}, v2: { broken: true } });
     await s.startCurrent();
