@@ -5,10 +5,11 @@ import { formatMs } from './recipe/duration.js';
 import { describeCommand } from './recipe/targets.js';
 import type { CheckSpec, HookItemSpec, ResolvedRecipe, ServiceSpec, StartSpec, StepSpec, StopSpec } from './recipe/types.js';
 import { mentionsRuntimeVars, showTemplate } from './recipe/runtime-vars.js';
-import { deadlineBudget, worstCase, type DeadlineBudget, type WorstCase } from './runner/budget.js';
+import { deadlineBudget, upTimeoutMs, worstCase, type DeadlineBudget, type WorstCase } from './runner/budget.js';
 
-export type PlanPhaseName = 'dependencies' | 'verify' | 'before_stop' | 'stop' | 'release' | 'start' | 'after_start' | 'gates' | 'on_success';
-export type RollbackPhaseName = 'stop' | 'release' | 'rollback_steps' | 'start' | 'gates' | 'on_rollback';
+// blue/green adds prepare (the idle slot's link), switch and bake; rolling does all of it per instance in rollout
+export type PlanPhaseName = 'dependencies' | 'verify' | 'before_stop' | 'stop' | 'release' | 'prepare' | 'start' | 'after_start' | 'gates' | 'switch' | 'rollout' | 'bake' | 'on_success';
+export type RollbackPhaseName = 'stop' | 'release' | 'rollback_steps' | 'start' | 'gates' | 'switch_back' | 'rollback_stop' | 'rollback_rollout' | 'on_rollback';
 
 export interface PlanItem {
   kind: 'check' | 'step' | 'signal' | 'spawn' | 'release';
@@ -63,7 +64,7 @@ export interface Plan {
   vars: Record<string, string>;
 }
 
-const PHASE_TITLES: Record<PlanPhaseName, string> = {
+const PHASE_TITLES = {
   dependencies: 'dependencies (all must pass before anything is stopped)',
   verify: 'verify (the target release, before anything is stopped; PREVIOUS must still exist to roll back to)',
   before_stop: 'before_stop hooks',
@@ -73,7 +74,7 @@ const PHASE_TITLES: Record<PlanPhaseName, string> = {
   after_start: 'after_start hooks',
   gates: 'gates (prove the new release healthy)',
   on_success: 'on_success hooks',
-};
+} satisfies Partial<Record<PlanPhaseName, string>>;
 
 export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Plan {
   const redactor = options.redactor ?? redactorFor(recipe);
@@ -98,7 +99,13 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
   ];
 
   const { possible, reason } = rollbackPossibility(recipe, target, previous);
-  const rollbackPhases: Array<PlanPhase<RollbackPhaseName>> = possible
+  const strategic = strategyPhases(recipe, target, previous, possible);
+  if (strategic) {
+    phases.splice(0, phases.length, ...phases.slice(0, 3), ...strategic.forward, phases[phases.length - 1] as PlanPhase);
+  }
+  const rollbackPhases: Array<PlanPhase<RollbackPhaseName>> = strategic
+    ? strategic.rollback
+    : possible
     ? [
         phase('stop', 'stop what was started', [stopItem(recipe.service)]),
         phase('release', 're-activate the previous release', releaseItems(recipe, previous ?? '(the previous release)', target, true)),
@@ -117,7 +124,7 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
     worstCase: worstCase(recipe),
     ...(recipe.deadlineMs !== null ? { deadline: deadlineBudget(recipe) as DeadlineBudget } : {}),
     phases,
-    rollback: { possible, reason, phases: rollbackPhases },
+    rollback: { possible, reason: strategic?.reason ?? reason, phases: rollbackPhases },
     vars: { ...recipe.vars },
   };
   if (recipe.description !== undefined) plan.description = recipe.description;
@@ -136,7 +143,18 @@ function runtimeValues(recipe: ResolvedRecipe, target: string | null, previous: 
       SAFE_RESTART_PREVIOUS_RELEASE: prev,
       SAFE_RESTART_TARGET_RELEASE: tgt,
       SAFE_RESTART_PHASE: 'the phase running (dependencies, verify, gates, rollback_gates …)',
+      ...slotValues(recipe),
     },
+  };
+}
+
+function slotValues(recipe: ResolvedRecipe): Record<string, string> {
+  const s = recipe.strategy;
+  if (s.kind === 'in_place') return {};
+  const slots = s.kind === 'blue_green' ? s.slots : s.instances;
+  return {
+    SAFE_RESTART_SLOT: `the ${s.kind === 'blue_green' ? 'slot' : 'instance'} being handled (${slots.map((x) => x.name).join(', ')})`,
+    SAFE_RESTART_PORT: `its port (${slots.map((x) => `${x.name} ${x.port}`).join(', ')})`,
   };
 }
 
@@ -279,6 +297,87 @@ function commandsStartItem(start: StartSpec): PlanItem {
   return { kind: 'spawn', name: 'start', detail: parts.join(', ') };
 }
 
+type Strategic = Extract<ResolvedRecipe['strategy'], { kind: 'blue_green' | 'rolling' }>;
+
+/** blue/green and rolling: what replaces stop → release → start → gates, and their own ways back. */
+function strategyPhases(
+  recipe: ResolvedRecipe,
+  target: string | null,
+  previous: string | null | undefined,
+  possible: boolean,
+): { forward: PlanPhase[]; rollback: Array<PlanPhase<RollbackPhaseName>>; reason: string } | null {
+  const strategy = recipe.strategy as ResolvedRecipe['strategy'] | Strategic;
+  if (strategy.kind === 'in_place') return null;
+  const s = strategy as Strategic;
+  const phase = <N extends string>(name: N, title: string, items: PlanItem[]): PlanPhase<N> => ({ phase: name, title, items });
+  const tgt = target ?? 'the current release';
+  const prev = previous === undefined ? 'the previous release' : previous === null ? 'no release yet' : `release ${previous}`;
+  const lb = trafficText(s.traffic);
+  const drain = `drain (bounded by ${formatMs(s.drain.timeoutMs)}; on time-out: ${s.drain.onTimeout})`;
+  const start = startItem(recipe.service);
+  const stop = stopItem(recipe.service);
+  const gateItems = recipe.gates.map(checkItem);
+  const bake = (what: string): PlanPhase => phase('bake', s.bakeMs > 0 ? `bake ${formatMs(s.bakeMs)}: ${what}` : 'bake (bake: 0, none)', s.bakeMs > 0 ? gateItems : []);
+  const up = `waited UP (bounded by ${formatMs(upTimeoutMs(recipe))})`;
+  const onRollback = phase<RollbackPhaseName>('on_rollback', 'on_rollback hooks', recipe.hooks.onRollback.map(hookItem));
+  if (s.kind === 'blue_green') {
+    const [a, b] = s.slots;
+    const slots = `${a.name} (port ${a.port}, server ${a.server}) and ${b.name} (port ${b.port}, server ${b.server})`;
+    return {
+      forward: [
+        phase('prepare', `prepare the idle slot (live slot: from ${lb}, cross-checked with the state directory; slots ${slots})`, [
+          { kind: 'release', name: 'slot link', detail: `point the idle slot's link (${a.link} or ${b.link}) at ${recipe.release?.kind === 'symlink' ? `${recipe.release.releasesDir}/` : 'release '}${tgt}` },
+        ]),
+        phase('start', 'start the idle slot (the live one keeps serving)', [start]),
+        phase('after_start', PHASE_TITLES.after_start, recipe.hooks.afterStart.map(hookItem)),
+        phase('gates', "gates, on the idle slot's own port (never through the load balancer)", gateItems),
+        phase('switch', `switch in ${lb} (never a server out unless another one is UP)`, [
+          { kind: 'step', name: 'ready', detail: `the idle slot → ready, ${up}` },
+          { kind: 'step', name: 'drain', detail: `the live slot → ${drain}, until it has no sessions` },
+        ]),
+        bake(`the gates and ${lb}'s 5xx count must keep passing; a failure switches back`),
+      ],
+      rollback: [
+        phase<RollbackPhaseName>('rollback_stop', 'before the switch: stop the idle slot (traffic never saw it)', [stop]),
+        phase<RollbackPhaseName>('switch_back', `after the switch: back to the old slot, still running${s.keepPreviousMs > 0 ? ` (kept ${formatMs(s.keepPreviousMs)} after a success)` : ''} — no cold start`, [
+          { kind: 'step', name: 'ready', detail: `the old slot → ready in ${lb}, ${up}` },
+          { kind: 'step', name: 'drain', detail: `the new slot → ${drain}` },
+        ]),
+        phase<RollbackPhaseName>('rollback_stop', 'then stop the new slot', [stop]),
+        onRollback,
+      ],
+      reason: possible
+        ? `a failure up to the gates stops the idle slot, traffic stays on ${prev}; a failure in the switch or the bake switches back to ${prev}, still running: exit 2 when it serves again, 3 otherwise`
+        : `a failure up to the gates stops the idle slot (traffic never saw it); after the switch there is no previous slot to switch back to (${prev}): exit 3`,
+    };
+  }
+  const names = s.instances.map((i) => `${i.name} (port ${i.port}, server ${i.server})`).join(', ');
+  return {
+    forward: [
+      phase('rollout', `rollout through ${lb}, ${s.maxUnavailable} at a time, never the last one UP taken out: ${names}`, [
+        { kind: 'step', name: 'per instance', detail: `${drain} → stop → its link at ${tgt} → start → gates on its own port → back into rotation, ${up}` },
+        stop,
+        start,
+        ...gateItems,
+      ]),
+      bake(`the gates of every instance must keep passing`),
+    ],
+    rollback: [
+      phase<RollbackPhaseName>('rollback_rollout', `the instances already updated, newest first: drain → stop → back on their own previous release (${prev}) → start → gates → back in, waited UP`, gateItems),
+      onRollback,
+    ],
+    reason: possible
+      ? `a failure rolls the instances already updated back to ${prev}, newest first, each gated: exit 2 when they serve again, 3 otherwise`
+      : `a failure leaves the instances already updated as they are (${prev === 'no release yet' ? 'first run: nothing to roll back to' : 'no rollback'}): exit 3`,
+  };
+}
+
+function trafficText(t: Strategic['traffic']): string {
+  if (t.kind === 'haproxy') return `haproxy backend ${t.backend}`;
+  if (t.kind === 'nginx') return `nginx upstream ${t.upstream}`;
+  return 'the load balancer commands';
+}
+
 /** The plan as text, in run order, with the rollback path after it. */
 export function renderPlan(plan: Plan): string {
   const lines: string[] = [];
@@ -301,8 +400,9 @@ export function renderPlan(plan: Plan): string {
   lines.push(`Worst case: ${formatMs(w.totalMs)} (forward ${formatMs(w.forwardMs)}${w.rollback.length > 0 ? `, rollback ${formatMs(w.rollbackMs)}` : ', no rollback'}), every phase at its own deadline`);
   if (plan.deadline) lines.push(deadlineLine(plan.deadline));
   lines.push('');
-  const stopIndex = plan.phases.findIndex((p) => p.phase === 'stop') + 1;
-  const gatesIndex = plan.phases.findIndex((p) => p.phase === 'gates') + 1;
+  // the first phase that changes something, and the last that can still fail the run (before on_success)
+  const stopIndex = plan.phases.findIndex((p) => p.phase === 'stop' || p.phase === 'prepare' || p.phase === 'rollout') + 1;
+  const gatesIndex = plan.phases.length - 1;
   plan.phases.forEach((p, i) => {
     lines.push(`${String(i + 1).padStart(2)}. ${p.title}`);
     if (p.items.length === 0) lines.push('      (none)');
@@ -312,6 +412,7 @@ export function renderPlan(plan: Plan): string {
   lines.push(`Steps 1–${stopIndex - 1} change nothing: if they fail, the run ends with exit 1 and nothing touched.`);
   lines.push(`If steps ${stopIndex}–${gatesIndex} fail: ${plan.rollback.reason}.`);
   if (plan.rollback.possible) lines.push('Rollback path:');
+  else if (plan.rollback.phases.length > 1) lines.push('Ways back:');
   plan.rollback.phases.forEach((p, i) => {
     lines.push(`R${i + 1}. ${p.title}`);
     if (p.items.length === 0) lines.push('      (none)');

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, renderPlan } from '../../src/plan.js';
 import { load } from './helpers.js';
@@ -81,5 +82,34 @@ describe('buildPlan', () => {
     expect(text).toContain('- healthz: http http://127.0.0.1:8080/healthz (status 2xx, headers Authorization) — every 100ms, attempt 2s, timeout 1m, stable for 10s');
     expect(text).toContain('- drain: run `lb drain`, timeout 1m');
     expect(text).toContain('env DB_URL=postgres://orders:***@127.0.0.1/orders');
+  });
+});
+
+// the shipped examples, as a user would read their plan before a first blue/green or rolling run
+const example = (name: string) => load(readFileSync(new URL(`../../recipes/${name}`, import.meta.url), 'utf8'));
+
+describe('buildPlan with a strategy', () => {
+  it('blue/green: the idle slot is prepared, started and gated on its own port before any switch; two ways back', () => {
+    const plan = buildPlan(example('blue-green-haproxy.yaml').recipe, { release: 'v42', previous: 'v41' });
+    expect(plan.phases.map((p) => p.phase)).toEqual(['dependencies', 'verify', 'before_stop', 'prepare', 'start', 'after_start', 'gates', 'switch', 'bake', 'on_success']);
+    expect(plan.rollback.phases.map((p) => p.phase)).toEqual(['rollback_stop', 'switch_back', 'rollback_stop', 'on_rollback']);
+    expect(plan.runtime.values).toMatchObject({ SAFE_RESTART_SLOT: 'the slot being handled (blue, green)', SAFE_RESTART_PORT: 'its port (blue 8081, green 8082)' });
+    const text = renderPlan(plan);
+    // nothing is stopped before the switch: the in-place "stop" and "release switch" phases are not there
+    expect(text).not.toMatch(/^ *\d+\. stop$|release switch/m);
+    expect(text).toContain(' 4. prepare the idle slot');
+    expect(text).toContain('- the idle slot → ready, waited UP (bounded by 1m2s)');
+    expect(text).toContain('- the live slot → drain (bounded by 30s; on time-out: shutdown), until it has no sessions');
+    expect(text).toContain('Steps 1–3 change nothing');
+    expect(text).toContain('If steps 4–9 fail: a failure up to the gates stops the idle slot, traffic stays on release v41; a failure in the switch or the bake switches back to release v41, still running');
+  });
+
+  it('rolling: one rollout phase over the instances, the way back newest first', () => {
+    const plan = buildPlan(example('rolling-haproxy.yaml').recipe, { release: 'v42', previous: 'v41' });
+    expect(plan.phases.map((p) => p.phase)).toEqual(['dependencies', 'verify', 'before_stop', 'rollout', 'bake', 'on_success']);
+    expect(plan.rollback.phases.map((p) => p.phase)).toEqual(['rollback_rollout', 'on_rollback']);
+    const text = renderPlan(plan);
+    expect(text).toMatch(/ 4\. rollout through haproxy backend order, 1 at a time, never the last one UP taken out: a \(port 8081, server order_a\), b \(port 8082, server order_b\), c \(port 8083, server order_c\)/);
+    expect(text).toContain('If steps 4–5 fail: a failure rolls the instances already updated back to release v41, newest first, each gated');
   });
 });
