@@ -161,7 +161,9 @@ export interface JournalDigest {
   children: Array<{ pid: number; pgid: number; startTime: number | null; action: string }>;
 }
 
-const TOUCHING: ReadonlySet<Phase> = new Set<Phase>(['stop', 'activate', 'start', 'after_start', 'gates', 'rollback_stop', 'rollback_activate', 'rollback_steps', 'rollback_start', 'rollback_gates', 'cleanup_stop', 'recover_kill']);
+// blue/green and rolling change servers and the load balancer in their own phases (a recover's converge is not here:
+// killed, it leaves the run it was recovering unfinished, and the next recover starts from that run again)
+const TOUCHING: ReadonlySet<Phase> = new Set<Phase>(['stop', 'activate', 'start', 'after_start', 'gates', 'rollback_stop', 'rollback_activate', 'rollback_steps', 'rollback_start', 'rollback_gates', 'cleanup_stop', 'recover_kill', 'prepare', 'switch', 'switch_back', 'rollout', 'rollback_rollout']);
 
 export function digestJournal(records: JournalRecord[]): JournalDigest {
   const header = (records.find((r) => r.type === 'run') as JournalDigest['header']) ?? null;

@@ -441,7 +441,7 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
     const perform = async (phase: Phase, signal: AbortSignal): Promise<string | null> => {
       if (strategyRun && (mode === 'run' || phase === 'converge')) {
         const handled = await strategyRun.perform(phase, signal);
-        if (phase === 'converge' && strategyRun instanceof BlueGreenRun) target = strategyRun.settled();
+        if (phase === 'converge') target = strategyRun.settled();
         // on_success: the old slot retired, then the recipe's hooks and the last good release as always
         if (handled !== undefined && phase !== 'on_success') return handled;
         if (phase === 'on_success' && handled) warnings.push(handled);
@@ -500,13 +500,14 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
 
     const resolvePhase = async (): Promise<string | null> => {
       const spec = recipe.release;
-      if (mode === 'recover' && strategyRun instanceof BlueGreenRun) {
-        const r = await strategyRun.resolveRecover(phaseController.signal, recorded.lastGoodRelease ?? unfinished?.previousRelease ?? null);
+      if (mode === 'recover' && strategyRun) {
+        const good = recorded.lastGoodRelease ?? unfinished?.previousRelease ?? null;
+        // rolling also reads the dead run's journal: a finished rollout means the whole fleet reached its target
+        const r = strategyRun instanceof BlueGreenRun ? await strategyRun.resolveRecover(phaseController.signal, good) : await strategyRun.resolveRecover(phaseController.signal, good, unfinished ? store.journalPath(recipe.name, unfinished.runId) : null);
         previous = r.previous;
         target = r.target;
         return r.ok ? null : (r.reason ?? 'cannot recover');
       }
-      if (mode === 'recover' && strategyRun) return `recover of a ${recipe.strategy.kind} run is not automated: every instance's own link and the load balancer say where it stopped – bring the instances to one release by hand, then run it again`;
       if (mode === 'recover') {
         // recover re-activates the last release that passed its gates, else the PREVIOUS of the dead run
         const fallback = unfinished?.previousRelease ?? null;

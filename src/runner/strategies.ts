@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import type { ReleaseSpec, ResolvedRecipe, SlotSpec, StrategySpec } from '../recipe/types.js';
 import type { EventSink, Phase } from '../report/events.js';
 import type { TrafficProvider } from '../traffic/provider.js';
-import type { NewRecord } from './journal.js';
+import { digestJournal, readJournal, type NewRecord } from './journal.js';
 import type { PhaseSequence } from './machine.js';
 import { RELEASE_ID, releaseExists, switchSymlink } from './release.js';
 import type { StateStore } from './state.js';
@@ -34,8 +34,11 @@ export const ROLLING: PhaseSequence = {
 // recover after a dead blue/green run: make exactly one healthy slot take traffic, the other out on purpose
 export const RECOVER_BLUE_GREEN: PhaseSequence = { forward: ['resolve', 'converge', 'on_success'], rollback: [], firstTouching: 'converge' };
 
+// recover after a dead rolling run: every instance on one good release, gated, back in rotation
+export const RECOVER_ROLLING: PhaseSequence = { forward: ['resolve', 'converge', 'on_success'], rollback: [], firstTouching: 'converge' };
+
 export function sequenceFor(strategy: StrategySpec, mode: 'run' | 'recover' = 'run'): PhaseSequence | undefined {
-  if (mode === 'recover') return strategy.kind === 'blue_green' ? RECOVER_BLUE_GREEN : undefined;
+  if (mode === 'recover') return strategy.kind === 'blue_green' ? RECOVER_BLUE_GREEN : strategy.kind === 'rolling' ? RECOVER_ROLLING : undefined;
   return strategy.kind === 'blue_green' ? BLUE_GREEN : strategy.kind === 'rolling' ? ROLLING : undefined;
 }
 
@@ -200,16 +203,21 @@ export class BlueGreenRun {
     const good = this.target as string;
     ctx.journal.write({ type: 'note', phase, detail: `load balancer before recover:
 ${await ctx.provider.snapshot(signal)}` });
-    const healthy: Array<{ slot: SlotSpec; release: string | null }> = [];
-    for (const slot of this.spec.slots) {
-      const release = await linkRelease(slot.link);
-      if (release === null) continue;
-      ctx.setSlot(slot);
-      const failure = await ctx.gates(phase, release, signal);
-      if (failure === null) healthy.push({ slot, release });
-      else ctx.journal.write({ type: 'note', phase, detail: `slot ${slot.name} (${release}) does not pass its gates: ${failure}` });
+    const candidates: Array<{ slot: SlotSpec; release: string | null }> = [];
+    for (const slot of this.spec.slots) candidates.push({ slot, release: await linkRelease(slot.link) });
+    const rank = (c: { slot: SlotSpec; release: string | null }) => (c.release === good ? 0 : c.slot.name === this.live?.name ? 1 : 2);
+    // gated in that order, the first healthy one wins: a broken slot's gates (their whole timeout) are waited out only
+    // when no better slot passes, never while it is the one still taking the traffic
+    let chosen: { slot: SlotSpec; release: string | null } | null = null;
+    for (const c of candidates.filter((x) => x.release !== null).sort((x, y) => rank(x) - rank(y))) {
+      ctx.setSlot(c.slot);
+      const failure = await ctx.gates(phase, c.release, signal);
+      if (failure === null) {
+        chosen = c;
+        break;
+      }
+      ctx.journal.write({ type: 'note', phase, detail: `slot ${c.slot.name} (${c.release}) does not pass its gates: ${failure}` });
     }
-    let chosen = healthy.find((h) => h.release === good) ?? healthy.find((h) => h.slot.name === this.live?.name) ?? healthy[0] ?? null;
     if (!chosen) {
       // nothing healthy: start the good release in a slot, the way a run would
       const slot = this.spec.slots.find((s) => s.name !== this.live?.name) ?? this.spec.slots[0];
@@ -464,6 +472,89 @@ export class RollingRun {
     return `${this.spec.instances.map((i) => i.name).join(' → ')}, ${this.spec.maxUnavailable} at a time`;
   }
 
+  /**
+   * recover: the release to converge on is the good one blue/green's recover takes (the last that passed its gates,
+   * else the dead run's PREVIOUS — what every untouched instance still runs), unless the dead run's journal proves
+   * the whole fleet reached its TARGET (its rollout finished: every instance updated, gated and UP).
+   */
+  async resolveRecover(signal: AbortSignal, good: string | null, deadJournal: string | null): Promise<Resolved> {
+    const fail = (reason: string): Resolved => ({ ok: false, reason, previous: null, target: null });
+    const seen = await this.ctx.provider.inspect(signal);
+    for (const w of seen.warnings) this.ctx.warnings.push(w);
+    if (!seen.ok) return fail(`${this.ctx.provider.label}: ${seen.reason ?? 'cannot be used'}`);
+    for (const i of this.spec.instances) this.before.set(i.name, await linkRelease(i.link));
+    const records = deadJournal ? readJournal(deadJournal) : [];
+    const rolledOut = records.some((r) => r.type === 'phase' && r.phase === 'rollout' && r.status === 'finished' && r.ok === true);
+    const deadTarget = records.length > 0 ? digestJournal(records).targetRelease : null;
+    const chosen = rolledOut && deadTarget !== null ? deadTarget : good;
+    if (chosen === null) return fail('no release ever passed its gates and the unfinished run recorded no previous release – nothing known to be good to converge on');
+    const exists = await releaseExists(this.release(), chosen);
+    if (!exists.ok) return fail(`release ${chosen} to converge on not found: ${exists.detail}`);
+    this.target = chosen;
+    // what the fleet is being moved away from: the first instance on another release (none: already all on it)
+    this.previous = [...this.before.values()].find((r) => r !== null && r !== chosen) ?? chosen;
+    const on = this.spec.instances.map((i) => `${i.name} ${this.before.get(i.name) ?? 'no release'}`).join(', ');
+    this.ctx.journal.write({ type: 'note', phase: 'resolve', detail: `recover converges every instance on ${chosen} (${rolledOut ? "the dead run's rollout had finished: the whole fleet reached it" : 'known good: the last release that passed its gates, else the dead run\'s PREVIOUS'}); instances now: ${on}` });
+    return { ok: true, previous: this.previous, target: chosen };
+  }
+
+  /** the release converge settled on (recover), for the summary */
+  settled(): string | null {
+    return this.target;
+  }
+
+  /**
+   * Every instance on the good release, gated, ready and UP; none left in drain or maint. An instance in rotation on
+   * it is gated where it stands; every other one is redone — drained if it still takes traffic (only while another
+   * one is UP), stopped, linked, started, gated, put back and waited UP — those already out first (they only add
+   * capacity back), then the ones in rotation, one at a time.
+   */
+  private async converge(phase: Phase, signal: AbortSignal): Promise<string | null> {
+    const { ctx } = this;
+    const good = this.target as string;
+    ctx.journal.write({ type: 'note', phase, detail: `load balancer before recover:\n${await ctx.provider.snapshot(signal)}` });
+    const views = await ctx.provider.observe(signal);
+    const inRotation = (name: string) => views.some((v) => v.slot === name && v.admin === 'ready' && v.status.startsWith('UP'));
+    const redo: SlotSpec[] = [];
+    for (const inst of this.spec.instances) {
+      const release = this.before.get(inst.name) ?? null;
+      // out of rotation the dead run may have been stopping it: whatever answers there now is not proof enough
+      if (release !== good || !inRotation(inst.name)) {
+        redo.push(inst);
+        continue;
+      }
+      ctx.setSlot(inst);
+      const failure = await ctx.gates(phase, good, signal);
+      if (failure === null) continue;
+      ctx.journal.write({ type: 'note', phase, detail: `${inst.name} (${good}) is in rotation but does not pass its gates: ${failure}` });
+      redo.push(inst);
+    }
+    const order = [...redo.filter((i) => !inRotation(i.name)), ...redo.filter((i) => inRotation(i.name))];
+    for (const inst of order) {
+      ctx.setSlot(inst);
+      const view = views.find((v) => v.slot === inst.name);
+      if (view?.admin === 'ready') {
+        // still in rotation: out first — drain() refuses unless another instance is UP; one that is DOWN takes no traffic
+        // (HAProxy also shows a drained server that is down as DOWN, so its view says ready: draining it again is harmless)
+        const out = inRotation(inst.name)
+          ? await this.drain(phase, inst, signal)
+          : await this.step(phase, `lb-drain ${inst.name}`, `${inst.name}: → drain (recover: ${view.status}, it takes no traffic)`, async () => {
+              await ctx.provider.set(inst.name, 'drain', signal);
+              return { ok: true, detail: `${inst.name} out of rotation` };
+            });
+        if (out) return `recover: ${out}`;
+      }
+      const f = await this.update(phase, inst, this.before.get(inst.name) ?? null, good, signal, true);
+      if (f) return `recover: ${f}`;
+    }
+    const left = (await ctx.provider.observe(signal)).filter((v) => !(v.admin === 'ready' && v.status.startsWith('UP')));
+    if (left.length > 0) return `recover: not every instance is UP in rotation in ${ctx.provider.label}: ${left.map((v) => `${v.slot} ${v.status}/${v.admin}`).join(', ')}`;
+    const current = await this.step(phase, 'switch-symlink', `${this.release().symlink} -> ${good}`, async () => ({ ok: true, detail: await switchSymlink(this.release(), good, ctx.runId) }));
+    if (current) return `recover: ${current}`;
+    ctx.journal.write({ type: 'note', phase, detail: `recover: every instance runs ${good} and is UP in rotation${redo.length > 0 ? ` (redone: ${order.map((i) => i.name).join(', ')})` : ''}` });
+    return null;
+  }
+
   private async step(phase: Phase, action: string, detail: string, work: () => Promise<{ ok: boolean; detail: string }>): Promise<string | null> {
     const t = performance.now();
     this.ctx.journal.write({ type: 'intent', phase, action, detail });
@@ -560,6 +651,8 @@ export class RollingRun {
         if (this.previous) await switchSymlink(this.release(), this.previous, ctx.runId);
         return null;
       }
+      case 'converge':
+        return this.converge(phase, signal);
       case 'after_start':
       case 'gates':
         return null;

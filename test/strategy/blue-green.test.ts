@@ -1,178 +1,17 @@
 // blue/green and rolling through the real CLI, behind a real HAProxy (and nginx), under ~200 req/s of our own
 // bounded load on loopback, counting every failed request by kind. Zero failed requests is the claim.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, sandboxPerTest, summaryOf, type CliResult, type Sandbox } from '../support/sandbox.js';
-import { startHaproxy, startNginx, stopAllLbs, type HaproxyHandle } from '../support/lb.js';
-import { startLoad, type LoadReport } from '../support/load.js';
-import { MARKER_VAR } from '../support/sandbox.js';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../support/sandbox.js';
+import { startNginx } from '../support/lb.js';
+import { startLoad } from '../support/load.js';
+import { GATES, HAVE_HAPROXY, HAVE_NGINX, SERVICE, alive, bgRecipe, blueGreenWorld, phaseOf, journalSoFar, killWhenJournal, openIntents, recipeHead, rollingWorld, slotPid, startSlot, strategySandbox, summary, underCi, underLoad, zeroFailed } from './world.js';
 
-const HAVE_HAPROXY = spawnSync('haproxy', ['-v']).status === 0;
-const HAVE_NGINX = spawnSync('nginx', ['-v']).status === 0;
-const underCi = process.env.CI === 'true';
 if (!HAVE_HAPROXY || !HAVE_NGINX) console.warn(`strategy tests ${underCi ? 'FAIL under CI=true' : 'partly skipped'}: install Debian's haproxy and nginx`);
 
-const makeSandbox = sandboxPerTest();
-let current: Sandbox | null = null;
-const setup = async (releases?: Parameters<typeof makeSandbox>[0]): Promise<Sandbox> => (current = await makeSandbox(releases));
-// hooks run last-registered first: the slots and load balancers stop before the sandbox checks for leftovers
-afterEach(async () => {
-  if (current) await stopSlots(current);
-  current = null;
-  await stopAllLbs();
-});
-
-/** SIGTERM every slot process named in run/*.pid (only pids carrying this sandbox's marker), then wait for them. */
-async function stopSlots(s: Sandbox): Promise<void> {
-  const { readdirSync } = await import('node:fs');
-  const dir = join(s.dir, 'run');
-  const pids = readdirSync(dir)
-    .filter((f) => f.endsWith('.pid'))
-    .map((f) => Number(readFileSync(join(dir, f), 'utf8').trim()))
-    .filter((pid) => Number.isInteger(pid) && pid > 0 && s.processesMarked().includes(pid));
-  for (const pid of pids) {
-    try {
-      process.kill(-pid, 'SIGTERM');
-    } catch {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // gone
-      }
-    }
-  }
-  const deadline = Date.now() + 5_000;
-  while (Date.now() < deadline && pids.some((p) => alive(p))) await new Promise((r) => setTimeout(r, 20));
-  for (const pid of pids.filter((p) => alive(p))) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-}
-
-type Summary = { exitCode: number; outcome: string; description: string; warnings: string[]; timeline: Array<{ phase: string; durationMs: number; result: string; detail?: string }> };
-const summary = (r: CliResult) => summaryOf(r).summary as unknown as Summary;
-const phaseOf = (r: CliResult, phase: string) => summary(r).timeline.find((t) => t.phase === phase);
-
-interface Slot {
-  name: string;
-  port: number;
-}
-
-/** Start one slot's process the way production already runs it: from its link, pid to run/<slot>.pid. */
-async function startSlot(s: Sandbox, slot: Slot, release: string): Promise<number> {
-  const link = join(s.dir, 'slots', slot.name);
-  mkdirSync(join(s.dir, 'slots'), { recursive: true });
-  if (!existsSync(link)) symlinkSync(join(s.dir, 'releases', release), link);
-  const r = spawnSync('sh', ['-c', `cd ${link} && PORT=${slot.port} WARMUP_MS=0 ${MARKER_VAR}='${s.marker}' setsid ${process.execPath} server.mjs >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' });
-  const pid = Number(r.stdout.trim());
-  writeFileSync(join(s.dir, 'run', `${slot.name}.pid`), `${pid}\n`);
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const probe = spawnSync('curl', ['-fsS', '--max-time', '1', `http://127.0.0.1:${slot.port}/healthz`], { encoding: 'utf8' });
-    if (probe.status === 0) return pid;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  throw new Error(`slot ${slot.name} did not come up`);
-}
-
-function slotPid(s: Sandbox, slot: string): number | null {
-  try {
-    return Number(readFileSync(join(s.dir, 'run', `${slot}.pid`), 'utf8').trim());
-  } catch {
-    return null;
-  }
-}
-
-function alive(pid: number | null): boolean {
-  if (!pid) return false;
-  try {
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
-  } catch {
-    return false;
-  }
-}
-
-const SERVICE = (s: Sandbox) =>
-  [
-    'start:',
-    `  spawn: ["${process.execPath}", "server.mjs"]`,
-    `  cwd: ${s.dir}/slots/\${SAFE_RESTART_SLOT}`,
-    `  pidfile: ${s.dir}/run/\${SAFE_RESTART_SLOT}.pid`,
-    `  log: ${s.dir}/log/\${SAFE_RESTART_SLOT}.log`,
-    '  env: { PORT: "${SAFE_RESTART_PORT}", WARMUP_MS: "200" }',
-    'stop:',
-    '  signal: SIGTERM',
-    `  pidfile: ${s.dir}/run/\${SAFE_RESTART_SLOT}.pid`,
-    '  grace: 3s',
-  ].join('\n');
-
-/** What every recipe here starts with: its name, quick check timing, and the release links. */
-const recipeHead = (s: Sandbox): string[] => [
-  'version: 1',
-  'name: svc',
-  'defaults: { interval: 50ms, attempt_timeout: 1s, timeout: 10s }',
-  'release:',
-  `  symlink: ${s.dir}/current`,
-  `  releases_dir: ${s.dir}/releases`,
-];
-
-const GATES = '  - name: healthz\n    http: { url: "http://127.0.0.1:${SAFE_RESTART_PORT}/healthz", body: "ok ${SAFE_RESTART_RELEASE} " }\n    success_threshold: 2\n    timeout: 4s';
-
-function bgRecipe(s: Sandbox, lb: HaproxyHandle, blue: Slot, green: Slot, extra = '', drain = '    drain: { timeout: 5s, on_timeout: shutdown }'): string {
-  const yaml = [
-    ...recipeHead(s),
-    'strategy:',
-    '  blue_green:',
-    `    slots: { blue: { port: ${blue.port} }, green: { port: ${green.port} } }`,
-    '    traffic:',
-    `      haproxy: { socket: ${lb.adminSocket}, backend: ${lb.backend}, servers: { blue: blue, green: green }, state_file: ${lb.stateFile} }`,
-    drain,
-    extra,
-    SERVICE(s),
-    'gates:',
-    GATES,
-  ].join('\n');
-  const file = join(s.dir, 'bg.yaml');
-  writeFileSync(file, `${yaml}\n`);
-  return file;
-}
-
-/** Run the CLI while our load goes through the load balancer; the load stops when the run has ended. */
-async function underLoad(s: Sandbox, port: number, args: string[], mode: 'mixed' | 'new' = 'mixed'): Promise<{ r: CliResult; load: LoadReport }> {
-  const load = startLoad({ url: `http://127.0.0.1:${port}/`, rate: 200, mode, maxDurationMs: 60_000, timeoutMs: 2_000 });
-  // traffic before the run begins, so the run happens under load
-  await new Promise((res) => setTimeout(res, 300));
-  const r = await s.cli(args);
-  await new Promise((res) => setTimeout(res, 300));
-  return { r, load: await load.stop() };
-}
-
-function zeroFailed(load: LoadReport): void {
-  expect(load.sent).toBeGreaterThan(100);
-  expect({ failed: load.failed, byKind: load.byKind, first: load.failures.slice(0, 3) }).toEqual({
-    failed: 0,
-    byKind: { status5xx: 0, status4xx: 0, otherStatus: 0, reset: 0, refused: 0, timeout: 0, other: 0 },
-    first: [],
-  });
-}
-
-/** blue live on v1, green idle (disabled) behind a fresh HAProxy with a state file. */
-async function world(releases: Parameters<typeof setup>[0] = { v1: {}, v2: {} }) {
-  const s = await setup(releases);
-  const blue = { name: 'blue', port: await freePort() };
-  const green = { name: 'green', port: await freePort() };
-  const bluePid = await startSlot(s, blue, 'v1');
-  const front = await freePort();
-  const lbDir = join(s.dir, 'lb');
-  mkdirSync(lbDir);
-  const lb = await startHaproxy({ dir: lbDir, port: front, servers: { blue: blue.port, green: green.port }, disabled: ['green'], stateFile: true });
-  return { s, blue, green, bluePid, lb, front };
-}
+const setup = strategySandbox();
+const world = (releases?: Parameters<typeof setup>[0]) => blueGreenWorld(setup, releases);
 
 describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green behind HAProxy, under load', () => {
   it('v1 → v2: exit 0, 0 failed requests, green serves v2, blue retired', async () => {
@@ -255,35 +94,7 @@ describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green behind HAProxy, under loa
 });
 
 describe.skipIf(!HAVE_HAPROXY && !underCi)('rolling behind HAProxy, under load', () => {
-  async function world(releases: Parameters<typeof setup>[0]) {
-    const s = await setup(releases);
-    const instances = [
-      { name: 'a', port: await freePort() },
-      { name: 'b', port: await freePort() },
-      { name: 'c', port: await freePort() },
-    ];
-    const pids: number[] = [];
-    for (const i of instances) pids.push(await startSlot(s, i, 'v1'));
-    const front = await freePort();
-    const lbDir = join(s.dir, 'lb');
-    mkdirSync(lbDir);
-    const lb = await startHaproxy({ dir: lbDir, port: front, servers: Object.fromEntries(instances.map((i) => [i.name, i.port])), stateFile: true });
-    const yaml = [
-      ...recipeHead(s),
-      'strategy:',
-      '  rolling:',
-      `    instances: [${instances.map((i) => `{ name: ${i.name}, port: ${i.port} }`).join(', ')}]`,
-      '    traffic:',
-      `      haproxy: { socket: ${lb.adminSocket}, backend: ${lb.backend}, state_file: ${lb.stateFile} }`,
-      '    drain: { timeout: 5s }',
-      SERVICE(s),
-      'gates:',
-      GATES,
-    ].join('\n');
-    const file = join(s.dir, 'rolling.yaml');
-    writeFileSync(file, `${yaml}\n`);
-    return { s, instances, pids, lb, front, file };
-  }
+  const world = (releases: Parameters<typeof setup>[0]) => rollingWorld(setup, releases);
 
   it('v1 → v2 over 3 instances: exit 0, 0 failed, every instance on v2', async () => {
     const { s, front, file } = await world({ v1: {}, v2: {} });
@@ -360,33 +171,64 @@ describe.skipIf(!HAVE_NGINX && !underCi)('blue/green behind nginx, under load', 
 
 describe.skipIf(!HAVE_HAPROXY && !underCi)('blue/green: kill -9 of safe-restart at a load-balancer step, then recover', () => {
   // ready: killed the moment the idle slot is UP (both in rotation, or the live one already draining);
-  // drain: while the old slot drains; bake: after the switch, while the new slot is being proven
-  it.each(['ready', 'drain', 'bake'] as const)('killed during %s: the next run says recover; recover leaves exactly one healthy slot in rotation, 0 failed afterwards', async (point) => {
-    const { s, blue, green, lb, front } = await world();
+  // drain: while the old slot drains; bake: after the switch, while the new slot is being proven;
+  // switch_back: after a failed bake, the moment the journal shows the switch back begin (old slot → ready)
+  it.each(['ready', 'drain', 'bake', 'switch_back'] as const)('killed during %s: the next run says recover; recover (under load: 0 failed) leaves exactly one healthy slot in rotation', async (point) => {
+    const { s, blue, green, lb, front } = await world({ v1: {}, v2: {}, v4: { failAfterMs: 1500 } });
     const http = await import('node:http');
+    const hold = () => {
+      const req = http.get({ host: '127.0.0.1', port: front, path: '/slow', agent: false });
+      req.on('error', () => {});
+      return req;
+    };
     // drain: a held request keeps blue draining long enough to be killed there; bake: a long bake
-    const held = point === 'drain' ? http.get({ host: '127.0.0.1', port: front, path: '/slow', agent: false }) : null;
-    held?.on('error', () => {});
+    let held = point === 'drain' ? hold() : null;
     try {
       await new Promise((res) => setTimeout(res, 300));
-      const recipe = bgRecipe(s, lb, blue, green, point === 'bake' ? '    bake: 20s\n    keep_previous: 30s' : '', '    drain: { timeout: 20s, on_timeout: shutdown }');
-      const run = s.start(['run', recipe, '--release', 'v2']);
-      await run.waitForEvent((e) => (point === 'bake' ? e.event === 'phase_started' && e.phase === 'bake' : e.event === 'step_finished' && e.step === 'lb-ready'), 30_000);
-      if (point === 'drain') await new Promise((res) => setTimeout(res, 200));
-      run.child.kill('SIGKILL');
-      await run.done;
+      const long = point === 'bake' || point === 'switch_back' ? '    bake: 20s\n    keep_previous: 30s' : '';
+      // switch_back: HAProxy keeps the held request's server side until green answers it (20 s), so recover's drain of
+      // green ends on its timeout (then shutdown sessions); the kill lands long before that bound
+      const recipe = bgRecipe(s, lb, blue, green, long, `    drain: { timeout: ${point === 'switch_back' ? '2s' : '20s'}, on_timeout: shutdown }`);
+      // switch_back: v4 answers its health check 503 1.5 s after it starts, so the bake fails and switches back
+      const run = s.start(['run', recipe, '--release', point === 'switch_back' ? 'v4' : 'v2']);
+      if (point === 'switch_back') {
+        await run.waitForEvent((e) => e.event === 'phase_started' && e.phase === 'bake', 30_000);
+        // green alone takes new requests now (blue drains): one held there keeps switch_back's drain of green going
+        held = hold();
+        const left = await killWhenJournal(s, run, (r) => r.type === 'intent' && r.phase === 'switch_back');
+        expect(left.some((r) => r.type === 'phase' && r.phase === 'switch_back' && r.status === 'finished')).toBe(false);
+        held.destroy();
+      } else {
+        await run.waitForEvent((e) => (point === 'bake' ? e.event === 'phase_started' && e.phase === 'bake' : e.event === 'step_finished' && e.step === 'lb-ready'), 30_000);
+        if (point === 'drain') await new Promise((res) => setTimeout(res, 200));
+        run.child.kill('SIGKILL');
+        await run.done;
+      }
       const blocked = await s.cli(['run', recipe, '--release', 'v2']);
       expect(blocked.code).toBe(4);
-      const r = await s.cli(['recover', recipe]);
+      expect(blocked.stderr + blocked.stdout).toMatch(/safe-restart recover /);
+      const { r, load } = await underLoad(s, front, ['recover', recipe]);
       expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(2);
+      zeroFailed(load);
+      expect(openIntents(journalSoFar(s, summary(r).journal))).toEqual([]);
       const state = await lb.command(`show servers state ${lb.backend}`);
       // exactly one server in rotation (srv_admin_state 0), the other in maint
       const admin = state.split('\n').filter((l) => /^\d/.test(l)).map((l) => l.split(' ')[6]);
       expect(admin.filter((a) => a === '0')).toHaveLength(1);
-      const load = startLoad({ url: `http://127.0.0.1:${front}/`, rate: 200, mode: 'mixed', maxDurationMs: 1_000 });
-      const report = await load.done;
+      const after = startLoad({ url: `http://127.0.0.1:${front}/`, rate: 200, mode: 'mixed', maxDurationMs: 1_000 });
+      const report = await after.done;
       expect(report.failed).toBe(0);
       expect(Object.keys(report.servedBy)).toHaveLength(1);
+      // the switch back was cut short: recover finishes it — blue, still on v1, takes the traffic; current follows it —
+      // and puts blue in before it waits out a single gate of green, the broken slot that may be the only one in rotation
+      if (point === 'switch_back') {
+        expect(Object.keys(report.servedBy)).toEqual(['v1']);
+        expect(s.currentRelease()).toBe('v1');
+        const rec = journalSoFar(s, summary(r).journal);
+        const blueIn = rec.findIndex((x) => x.type === 'done' && x.action === 'lb-ready' && x.ok === true && String(x.detail).startsWith('blue'));
+        expect(blueIn).toBeGreaterThan(0);
+        expect(rec.slice(0, blueIn).filter((x) => x.type === 'note' && /slot green .* does not pass its gates/.test(String(x.detail)))).toEqual([]);
+      }
     } finally {
       held?.destroy();
     }
