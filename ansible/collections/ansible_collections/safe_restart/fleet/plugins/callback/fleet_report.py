@@ -50,6 +50,8 @@ HALTING = ('rolled_back', 'failed', 'aborted', 'locked', 'unreachable')
 # safe-restart exit code → status of a host whose run failed
 EXIT_STATUS = {1: 'aborted', 2: 'rolled_back', 3: 'failed', 4: 'locked'}
 MODULES = ('safe_restart', 'safe_restart.fleet.safe_restart')
+# the load-balancer tasks around a host's run (rollout.yml, safe_restart_haproxy)
+LB_MODULES = ('haproxy_server', 'safe_restart.fleet.haproxy_server')
 
 
 def now_iso():
@@ -72,6 +74,7 @@ class CallbackModule(CallbackBase):
         self.phase = 'rollout'
         self.extra_vars = {}
         self.playbook = None
+        self.task_started = {}  # (host, task uuid) → time.time() when the controller started it
 
     # ---- collecting ------------------------------------------------------------------------
     def v2_playbook_on_start(self, playbook):
@@ -95,7 +98,7 @@ class CallbackModule(CallbackBase):
             self.order.append(name)
             self.hosts[name] = dict(
                 host=name, status='untouched', previous_release=None, target_release=None, exit_code=None,
-                duration_ms=None, run_id=None, description=None, evidence=None, journal=None, message=None,
+                duration_ms=None, task_ms=None, run_id=None, description=None, evidence=None, journal=None, message=None,
                 reverted_to=None, revert=None,
             )
         return self.hosts[name]
@@ -111,6 +114,18 @@ class CallbackModule(CallbackBase):
             return self.phase
         return 'preflight' if result._task.check_mode else 'rollout'
 
+    @staticmethod
+    def is_lb(result):
+        return result._task.action in LB_MODULES
+
+    def v2_runner_on_start(self, host, task):
+        self.task_started[(host.get_name(), task._uuid)] = time.time()
+
+    def task_ms(self, result):
+        """The task's wall time on the controller, from its start on this host to its result."""
+        started = self.task_started.pop((result._host.get_name(), result._task._uuid), None)
+        return None if started is None else int((time.time() - started) * 1000)
+
     def v2_runner_on_ok(self, result):
         if self.is_ours(result):
             self.took(result, failed=False)
@@ -118,8 +133,13 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if self.is_ours(result):
             self.took(result, failed=True)
+        elif self.is_lb(result):
+            self.lb_failed(result)
 
     def v2_runner_on_unreachable(self, result):
+        if self.is_lb(result):
+            self.lb_failed(result)
+            return
         if not self.is_ours(result):
             return
         rec = self.record(result._host.get_name())
@@ -129,6 +149,29 @@ class CallbackModule(CallbackBase):
             return
         rec.update(status='unreachable', message=(result._result.get('msg') or '').strip())
         self.halted(rec['host'], phase)
+
+    def lb_failed(self, result):
+        """A drain or put-back of the host in the load balancer failed (or the LB was unreachable)."""
+        rec = self.record(result._host.get_name())
+        phase = self.task_phase(result)
+        r = result._result
+        msg = 'load balancer%s: %s' % (' unreachable' if r.get('unreachable') else '', (r.get('msg') or 'failed').strip())
+        if phase == 'revert':
+            rec['revert'] = dict(rec['revert'] or {}, message=msg)
+            return
+        if phase != 'rollout':
+            return
+        if rec['status'] == 'untouched':
+            # the drain failed: this host's run never started
+            rec.update(status='aborted', message=msg)
+            self.halted(rec['host'], phase)
+        elif rec['status'] in ('succeeded', 'already_current'):
+            # healthy on the new release but not back in rotation: a human must look
+            rec.update(status='failed', message=msg)
+            self.halted(rec['host'], phase)
+        else:
+            # already halting (the put-back after a rollback failed): keep the status, say it
+            rec['message'] = '%s; %s' % (rec['message'], msg) if rec['message'] else msg
 
     def halted(self, host, phase):
         self.halts.append((phase, host))
@@ -149,7 +192,7 @@ class CallbackModule(CallbackBase):
         rc = r.get('exit_code')
         fields = dict(
             exit_code=rc, previous_release=r.get('previous_release'), target_release=r.get('target_release'),
-            duration_ms=r.get('duration_ms'), run_id=r.get('run_id'), description=r.get('description'),
+            duration_ms=r.get('duration_ms'), task_ms=self.task_ms(result), run_id=r.get('run_id'), description=r.get('description'),
             evidence=r.get('evidence'), journal=r.get('journal'), message=r.get('msg'),
         )
         if phase == 'revert':
