@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ansible } from './suites/ansible.mjs';
 import { cold } from './suites/cold.mjs';
 import { detect } from './suites/detect.mjs';
 import { restart } from './suites/restart.mjs';
@@ -17,7 +18,7 @@ import { evaluateTargets } from './lib/targets-check.mjs';
 import { printReport } from './lib/report.mjs';
 import { BENCH, ROOT, SR, cleanupAll, rng, snapshotBuild } from './lib/util.mjs';
 
-const SUITES = ['detect', 'cold', 'restart', 'rollback', 'scale', 'idle', 'strategies'];
+const SUITES = ['detect', 'cold', 'restart', 'rollback', 'scale', 'idle', 'strategies', 'ansible'];
 // system packages each suite needs (Debian names), checked before anything starts
 const NEEDS = {
   detect: { nc: 'netcat-openbsd', curl: 'curl' },
@@ -27,6 +28,8 @@ const NEEDS = {
   scale: { '/usr/bin/time': 'time' },
   idle: { '/usr/bin/time': 'time' },
   strategies: { haproxy: 'haproxy', nginx: 'nginx', bash: 'bash', setsid: 'util-linux' },
+  // checks ansible-playbook, sshd and root itself, and is skipped (with a message) without them
+  ansible: {},
 };
 
 const { values } = parseArgs({
@@ -160,6 +163,7 @@ async function main() {
     scale: () => scale({ trials: plan.scaleTrials, random, log }),
     idle: () => idleCpu({ seconds: plan.idleSeconds, log }),
     strategies: () => strategies({ trials: plan.restartTrials, random, log }),
+    ansible: () => ansible({ trials: plan.restartTrials, log }),
   };
   for (const suite of selected) {
     const started = performance.now();
