@@ -153,6 +153,8 @@ export class NginxProvider implements TrafficProvider {
   private readonly asked = new Map<string, AdminState>();
   /** workers of the generations this provider's reloads replaced */
   private readonly oldWorkers = new Set<number>();
+  /** this provider has changed (or tried to change) the upstream file before */
+  private touched = false;
 
   constructor(private readonly spec: NginxProviderSpec) {
     this.label = `nginx upstream ${spec.upstream} in ${spec.upstreamFile}`;
@@ -230,11 +232,15 @@ export class NginxProvider implements TrafficProvider {
     const before = await this.read();
     const next = renderUpstream(before, this.spec.upstream, address, state === 'ready');
     this.asked.set(slot, state);
-    // drain → maint, or a slot already where it should be: nothing for nginx to do
-    if (next === before) return;
+    // drain → maint, or a slot already where it should be: nothing for nginx to do — except the first time. The file
+    // may say what nginx does not run: a run killed between its rename and its reload leaves it so, and the recover
+    // after it finds the file already as it wants it. So the first change of a run reloads even when the file stays.
+    const first = !this.touched;
+    this.touched = true;
+    if (next === before && !first) return;
     const file = this.spec.upstreamFile;
     const restore = (): void => writeFileAtomic(file, before);
-    writeFileAtomic(file, next);
+    if (next !== before) writeFileAtomic(file, next);
 
     const test = await runCommand(this.spec.test, { timeoutMs: this.timeoutMs, signal });
     if (test.code !== 0) {

@@ -117,37 +117,45 @@ describe.skipIf(!HAVE_HAPROXY && !underCi)('rolling behind HAProxy, under load',
   });
 });
 
+/** blue live on v1 behind a real nginx whose upstream file safe-restart rewrites; `slowTest` makes the recipe's `nginx -t` take 0.5 s longer. */
+async function nginxWorld(releases: Parameters<typeof setup>[0], extra = '', slowTest = false) {
+  const s = await setup(releases);
+  const blue = { name: 'blue', port: await freePort() };
+  const green = { name: 'green', port: await freePort() };
+  await startSlot(s, blue, 'v1');
+  const front = await freePort();
+  const ngxDir = join(s.dir, 'ngx');
+  mkdirSync(ngxDir);
+  const upstreamFile = join(ngxDir, 'upstream.conf');
+  const ngx = await startNginx({ dir: ngxDir, port: front, upstreamFile, upstream: 'app', servers: { blue: blue.port }, workerShutdownTimeout: '5s' });
+  const test = slowTest ? ['sh', '-c', 'sleep 0.5; exec "$0" "$@"', ...ngx.testCommand] : ngx.testCommand;
+  const yaml = [
+    ...recipeHead(s),
+    'strategy:',
+    '  blue_green:',
+    `    slots: { blue: { port: ${blue.port} }, green: { port: ${green.port} } }`,
+    '    traffic:',
+    '      nginx:',
+    `        upstream_file: ${upstreamFile}`,
+    '        upstream: app',
+    `        test: ${JSON.stringify(test)}`,
+    `        reload: ${JSON.stringify(ngx.reloadCommand)}`,
+    `        pidfile: ${ngx.pidfile}`,
+    `        check_url: http://127.0.0.1:${front}/healthz`,
+    '    drain: { timeout: 5s, on_timeout: proceed }',
+    extra,
+    SERVICE(s),
+    'gates:',
+    GATES,
+  ].join('\n');
+  const file = join(s.dir, 'ngx.yaml');
+  writeFileSync(file, `${yaml}\n`);
+  return { s, blue, green, ngx, front, file, upstreamFile };
+}
+
 describe.skipIf(!HAVE_NGINX && !underCi)('blue/green behind nginx, under load', () => {
   it('v1 → v2: exit 0, 0 failed; a new config nginx rejects at reload: detected, rolled back, 0 failed', async () => {
-    const s = await setup({ v1: {}, v2: {} });
-    const blue = { name: 'blue', port: await freePort() };
-    const green = { name: 'green', port: await freePort() };
-    await startSlot(s, blue, 'v1');
-    const front = await freePort();
-    const ngxDir = join(s.dir, 'ngx');
-    mkdirSync(ngxDir);
-    const upstreamFile = join(ngxDir, 'upstream.conf');
-    const ngx = await startNginx({ dir: ngxDir, port: front, upstreamFile, upstream: 'app', servers: { blue: blue.port }, workerShutdownTimeout: '5s' });
-    const yaml = [
-      ...recipeHead(s),
-      'strategy:',
-      '  blue_green:',
-      `    slots: { blue: { port: ${blue.port} }, green: { port: ${green.port} } }`,
-      '    traffic:',
-      '      nginx:',
-      `        upstream_file: ${upstreamFile}`,
-      '        upstream: app',
-      `        test: ${JSON.stringify(ngx.testCommand)}`,
-      `        reload: ${JSON.stringify(ngx.reloadCommand)}`,
-      `        pidfile: ${ngx.pidfile}`,
-      `        check_url: http://127.0.0.1:${front}/healthz`,
-      '    drain: { timeout: 5s, on_timeout: proceed }',
-      SERVICE(s),
-      'gates:',
-      GATES,
-    ].join('\n');
-    const file = join(s.dir, 'ngx.yaml');
-    writeFileSync(file, `${yaml}\n`);
+    const { s, ngx, front, file } = await nginxWorld({ v1: {}, v2: {} });
     // new connections: nginx itself resets an idle keep-alive connection now and then when it reloads (about 1 in
     // 15 reloads here, with or without safe-restart), which is nginx's race, not a request the switch dropped
     const first = await underLoad(s, front, ['run', file, '--release', 'v2'], 'new');
@@ -166,6 +174,34 @@ describe.skipIf(!HAVE_NGINX && !underCi)('blue/green behind nginx, under load', 
     } finally {
       blocker.close();
     }
+  });
+
+  // The window a kill can leave with nginx: the upstream file renamed, nginx not yet reloaded (its `nginx -t` runs in
+  // between, made 0.5 s slower here so the kill lands there every time). Killed in the switch back from a release
+  // that failed its bake, the file lists blue alone while nginx still sends traffic to green, which answers 503.
+  // recover finds the file already as it wants it: it must reload anyway, or green keeps serving.
+  it('killed between the upstream file and its reload (switch_back): recover reloads; only blue serves, 0 failed afterwards', async () => {
+    const { s, green, front, file, upstreamFile } = await nginxWorld({ v1: {}, v4: { failAfterMs: 1500 } }, '    bake: 20s\n    keep_previous: 30s', true);
+    const run = s.start(['run', file, '--release', 'v4']);
+    // 200 ms after the intent: the file is renamed within a few ms of it, the slowed `nginx -t` takes 0.5 s more
+    let seenAt: number | null = null;
+    const left = await killWhenJournal(s, run, (r) => {
+      if (r.type !== 'intent' || r.phase !== 'switch_back' || r.action !== 'lb-drain') return false;
+      seenAt ??= Date.now();
+      return Date.now() - seenAt >= 200;
+    }, 60_000);
+    expect(left.some((r) => r.type === 'done' && r.phase === 'switch_back' && r.action === 'lb-drain')).toBe(false);
+    // the kill landed in the window: the file already lists blue alone (green taken out), not yet reloaded
+    expect(readFileSync(upstreamFile, 'utf8')).not.toMatch(new RegExp(`^\\s*server 127\\.0\\.0\\.1:${green.port};`, 'm'));
+
+    const r = await s.cli(['recover', file]);
+    expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(2);
+    expect(openIntents(journalSoFar(s, summary(r).journal))).toEqual([]);
+    const after = startLoad({ url: `http://127.0.0.1:${front}/`, rate: 200, mode: 'new', maxDurationMs: 1_000 });
+    const report = await after.done;
+    zeroFailed(report);
+    expect(Object.keys(report.servedBy)).toEqual(['v1']);
+    expect(s.currentRelease()).toBe('v1');
   });
 });
 
