@@ -201,7 +201,8 @@ describe('runStep: daemonizing scripts and output', () => {
     expect(chunks.join('')).toBe('one\ntwo\nstarted\n');
     expect(result.outputTail).toBe('one\ntwo\nstarted\n');
     expect(readFileSync(log, 'utf8')).toBe('earlier line\none\ntwo\nstarted\n');
-    expect(pidsWithArg(m)).toHaveLength(1);
+    // the background job outlives the step; it may not have exec'd `sleep` yet when the script's own shell exits
+    await waitFor(() => pidsWithArg(m).length === 1);
   });
 
   it('streams piped output to onOutput while the step runs', async () => {
