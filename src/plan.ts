@@ -3,7 +3,7 @@
 import { Redactor } from './redact.js';
 import { formatMs } from './recipe/duration.js';
 import { describeCommand } from './recipe/targets.js';
-import type { CheckSpec, HookItemSpec, ResolvedRecipe, ServiceSpec, StartSpec, StepSpec, StopSpec } from './recipe/types.js';
+import type { CheckSpec, HookItemSpec, ResolvedRecipe, ServiceSpec, StartSpec, StepSpec, StopSpec, TrafficSpec } from './recipe/types.js';
 import { mentionsRuntimeVars, showTemplate } from './recipe/runtime-vars.js';
 import { deadlineBudget, upTimeoutMs, worstCase, type DeadlineBudget, type WorstCase } from './runner/budget.js';
 
@@ -76,13 +76,14 @@ const PHASE_TITLES = {
   on_success: 'on_success hooks',
 } satisfies Partial<Record<PlanPhaseName, string>>;
 
+const phase = <N extends string>(name: N, title: string, items: PlanItem[]): PlanPhase<N> => ({ phase: name, title, items });
+
 export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Plan {
   const redactor = options.redactor ?? redactorFor(recipe);
   const target = options.release ?? null;
   const previous = options.previous;
-  const phase = <N extends string>(name: N, title: string, items: PlanItem[]): PlanPhase<N> => ({ phase: name, title, items });
-
-  const switchItems = releaseItems(recipe, target, previous);
+  const { possible, reason } = rollbackPossibility(recipe, target, previous);
+  const strategic = strategyPhases(recipe, target, previous, possible);
   const phases: PlanPhase[] = [
     phase('dependencies', PHASE_TITLES.dependencies, recipe.dependencies.map(checkItem)),
     phase('verify', PHASE_TITLES.verify, [
@@ -90,19 +91,16 @@ export function buildPlan(recipe: ResolvedRecipe, options: PlanOptions = {}): Pl
       ...recipe.gates.filter((g) => g.baseline).map((g): PlanItem => ({ kind: 'check', name: `${g.name} (baseline)`, detail: `baseline of gate ${g.name}: ${g.baseline?.samples} samples of the running release (blue/green: the live slot), by the gate's own probe` })),
     ]),
     phase('before_stop', PHASE_TITLES.before_stop, recipe.hooks.beforeStop.map(hookItem)),
-    phase('stop', PHASE_TITLES.stop, [stopItem(recipe.service)]),
-    phase('release', PHASE_TITLES.release, switchItems),
-    phase('start', PHASE_TITLES.start, [startItem(recipe.service)]),
-    phase('after_start', PHASE_TITLES.after_start, recipe.hooks.afterStart.map(hookItem)),
-    phase('gates', PHASE_TITLES.gates, recipe.gates.map(checkItem)),
+    ...(strategic?.forward ?? [
+      phase('stop', PHASE_TITLES.stop, [stopItem(recipe.service)]),
+      phase('release', PHASE_TITLES.release, releaseItems(recipe, target, previous)),
+      phase('start', PHASE_TITLES.start, [startItem(recipe.service)]),
+      phase('after_start', PHASE_TITLES.after_start, recipe.hooks.afterStart.map(hookItem)),
+      phase('gates', PHASE_TITLES.gates, recipe.gates.map(checkItem)),
+    ]),
     phase('on_success', PHASE_TITLES.on_success, recipe.hooks.onSuccess.map(hookItem)),
   ];
 
-  const { possible, reason } = rollbackPossibility(recipe, target, previous);
-  const strategic = strategyPhases(recipe, target, previous, possible);
-  if (strategic) {
-    phases.splice(0, phases.length, ...phases.slice(0, 3), ...strategic.forward, phases[phases.length - 1] as PlanPhase);
-  }
   const rollbackPhases: Array<PlanPhase<RollbackPhaseName>> = strategic
     ? strategic.rollback
     : possible
@@ -297,8 +295,6 @@ function commandsStartItem(start: StartSpec): PlanItem {
   return { kind: 'spawn', name: 'start', detail: parts.join(', ') };
 }
 
-type Strategic = Extract<ResolvedRecipe['strategy'], { kind: 'blue_green' | 'rolling' }>;
-
 /** blue/green and rolling: what replaces stop → release → start → gates, and their own ways back. */
 function strategyPhases(
   recipe: ResolvedRecipe,
@@ -306,10 +302,8 @@ function strategyPhases(
   previous: string | null | undefined,
   possible: boolean,
 ): { forward: PlanPhase[]; rollback: Array<PlanPhase<RollbackPhaseName>>; reason: string } | null {
-  const strategy = recipe.strategy as ResolvedRecipe['strategy'] | Strategic;
-  if (strategy.kind === 'in_place') return null;
-  const s = strategy as Strategic;
-  const phase = <N extends string>(name: N, title: string, items: PlanItem[]): PlanPhase<N> => ({ phase: name, title, items });
+  const s = recipe.strategy;
+  if (s.kind === 'in_place') return null;
   const tgt = target ?? 'the current release';
   const prev = previous === undefined ? 'the previous release' : previous === null ? 'no release yet' : `release ${previous}`;
   const lb = trafficText(s.traffic);
@@ -372,7 +366,7 @@ function strategyPhases(
   };
 }
 
-function trafficText(t: Strategic['traffic']): string {
+function trafficText(t: TrafficSpec): string {
   if (t.kind === 'haproxy') return `haproxy backend ${t.backend}`;
   if (t.kind === 'nginx') return `nginx upstream ${t.upstream}`;
   return 'the load balancer commands';
