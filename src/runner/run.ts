@@ -572,7 +572,9 @@ export async function runRestart(options: RunOptions): Promise<Summary> {
         } finally {
           send({ kind: 'phase_started', phase, detail: phaseDetail(phase) });
         }
-        if (phase === 'stop' && mode === 'recover' && unfinished) {
+        // before recover touches the service (in place: its stop; blue/green and rolling: their converge), what the dead
+        // run left: a kill between spawn() and its pidfile leaves a daemon no stop can find, holding the slot's port
+        if ((phase === 'stop' || phase === 'converge') && mode === 'recover' && unfinished) {
           const killed = await killRecordedGroups(unfinished, j);
           if (killed.length > 0) send({ kind: 'warning', phase, message: `killed process groups left by run ${unfinished.runId}: ${killed.join(', ')}` });
         }
