@@ -1,12 +1,12 @@
 // blue/green and rolling through the real CLI, behind a real HAProxy (and nginx), under ~200 req/s of our own
 // bounded load on loopback, counting every failed request by kind. Zero failed requests is the claim.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../support/sandbox.js';
 import { startNginx } from '../support/lb.js';
 import { startLoad } from '../support/load.js';
-import { GATES, HAVE_HAPROXY, HAVE_NGINX, SERVICE, alive, bgRecipe, blueGreenWorld, phaseOf, journalSoFar, killWhenJournal, openIntents, recipeHead, rollingWorld, slotPid, startSlot, strategySandbox, summary, underCi, underLoad, zeroFailed } from './world.js';
+import { HAVE_HAPROXY, HAVE_NGINX, alive, bgRecipe, blueGreenWorld, phaseOf, journalSoFar, killWhenJournal, openIntents, rollingWorld, slotPid, startSlot, strategySandbox, summary, underCi, underLoad, writeStrategyRecipe, zeroFailed } from './world.js';
 
 if (!HAVE_HAPROXY || !HAVE_NGINX) console.warn(`strategy tests ${underCi ? 'FAIL under CI=true' : 'partly skipped'}: install Debian's haproxy and nginx`);
 
@@ -129,9 +129,7 @@ async function nginxWorld(releases: Parameters<typeof setup>[0], extra = '', slo
   const upstreamFile = join(ngxDir, 'upstream.conf');
   const ngx = await startNginx({ dir: ngxDir, port: front, upstreamFile, upstream: 'app', servers: { blue: blue.port }, workerShutdownTimeout: '5s' });
   const test = slowTest ? ['sh', '-c', 'sleep 0.5; exec "$0" "$@"', ...ngx.testCommand] : ngx.testCommand;
-  const yaml = [
-    ...recipeHead(s),
-    'strategy:',
+  const file = writeStrategyRecipe(s, 'ngx.yaml', [
     '  blue_green:',
     `    slots: { blue: { port: ${blue.port} }, green: { port: ${green.port} } }`,
     '    traffic:',
@@ -144,12 +142,7 @@ async function nginxWorld(releases: Parameters<typeof setup>[0], extra = '', slo
     `        check_url: http://127.0.0.1:${front}/healthz`,
     '    drain: { timeout: 5s, on_timeout: proceed }',
     extra,
-    SERVICE(s),
-    'gates:',
-    GATES,
-  ].join('\n');
-  const file = join(s.dir, 'ngx.yaml');
-  writeFileSync(file, `${yaml}\n`);
+  ]);
   return { s, blue, green, ngx, front, file, upstreamFile };
 }
 

@@ -142,23 +142,23 @@ export const recipeHead = (s: Sandbox): string[] => [
 
 export const GATES = '  - name: healthz\n    http: { url: "http://127.0.0.1:${SAFE_RESTART_PORT}/healthz", body: "ok ${SAFE_RESTART_RELEASE} " }\n    success_threshold: 2\n    timeout: 4s';
 
+/** A recipe of recipeHead, the given `strategy:` lines, SERVICE and GATES, written to DIR/NAME; returns its path. */
+export function writeStrategyRecipe(s: Sandbox, name: string, strategy: string[]): string {
+  const yaml = [...recipeHead(s), 'strategy:', ...strategy, SERVICE(s), 'gates:', GATES].join('\n');
+  const file = join(s.dir, name);
+  writeFileSync(file, `${yaml}\n`);
+  return file;
+}
+
 export function bgRecipe(s: Sandbox, lb: HaproxyHandle, blue: Slot, green: Slot, extra = '', drain = '    drain: { timeout: 5s, on_timeout: shutdown }'): string {
-  const yaml = [
-    ...recipeHead(s),
-    'strategy:',
+  return writeStrategyRecipe(s, 'bg.yaml', [
     '  blue_green:',
     `    slots: { blue: { port: ${blue.port} }, green: { port: ${green.port} } }`,
     '    traffic:',
     `      haproxy: { socket: ${lb.adminSocket}, backend: ${lb.backend}, servers: { blue: blue, green: green }, state_file: ${lb.stateFile} }`,
     drain,
     extra,
-    SERVICE(s),
-    'gates:',
-    GATES,
-  ].join('\n');
-  const file = join(s.dir, 'bg.yaml');
-  writeFileSync(file, `${yaml}\n`);
-  return file;
+  ]);
 }
 
 /** Run the CLI while our load goes through the load balancer; the load stops when the run has ended. */
@@ -207,21 +207,14 @@ export async function rollingWorld(setup: Setup, releases: Parameters<Setup>[0],
   const lbDir = join(s.dir, 'lb');
   mkdirSync(lbDir);
   const lb = await startHaproxy({ dir: lbDir, port: front, servers: Object.fromEntries(instances.map((i) => [i.name, i.port])), stateFile: true });
-  const yaml = [
-    ...recipeHead(s),
-    'strategy:',
+  const file = writeStrategyRecipe(s, 'rolling.yaml', [
     '  rolling:',
     `    instances: [${instances.map((i) => `{ name: ${i.name}, port: ${i.port} }`).join(', ')}]`,
     '    traffic:',
     `      haproxy: { socket: ${lb.adminSocket}, backend: ${lb.backend}, state_file: ${lb.stateFile} }`,
     '    drain: { timeout: 5s }',
     extra,
-    SERVICE(s),
-    'gates:',
-    GATES,
-  ].join('\n');
-  const file = join(s.dir, 'rolling.yaml');
-  writeFileSync(file, `${yaml}\n`);
+  ]);
   return { s, instances, pids, lb, front, file };
 }
 
